@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "canonical",
     "webhooks",
@@ -175,3 +176,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Swagger UI and ReDoc assets come from the sidecar package: no CDN needed.
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+})
+
+# Each app contributes the sections of the sync config it owns; see `import_sync_config`.
+SYNC_CONFIG_IMPORTERS = [
+    "webhooks.sync_config.import_sources",
+]
