@@ -48,3 +48,19 @@ class Customer(TimeStampedModel):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None or self.merged_into_id is not None
+
+
+class ExternalId(TimeStampedModel):
+    """A customer's id in one source system (`shop` -> `9981`); one owner per (system, value)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="external_ids")
+    system = models.CharField(max_length=64, help_text="System name, e.g. shop, crm, support.")
+    value = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["system", "value"], name="canonical_externalid_unique_system_value"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.value}"
