@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "webhooks",
     "targets",
     "reconciliation",
+    "custsync_project",
 ]
 
 MIDDLEWARE = [
@@ -165,17 +166,12 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 # --- Logging ----------------------------------------------------------------
+# One switch: LOG_FORMAT=json (JSON lines, the production default) or text.
+from custsync_project.logging import logging_config  # noqa: E402
+
+LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
 
 # Swagger UI and ReDoc assets come from the sidecar package: no CDN needed.
 SPECTACULAR_SETTINGS.update({
@@ -187,4 +183,10 @@ SPECTACULAR_SETTINGS.update({
 # Each app contributes the sections of the sync config it owns; see `import_sync_config`.
 SYNC_CONFIG_IMPORTERS = [
     "webhooks.sync_config.import_sources",
+]
+
+# Periodic tasks, created by `manage.py setup_schedules` (idempotent).
+RECONCILE_CRON = env("RECONCILE_CRON", default="30 2 * * *")  # nightly, 02:30 UTC
+CUSTSYNC_SCHEDULES = [
+    {"name": "inbox-sweep", "func": "custsync_project.pipeline.inbox_sweep", "schedule_type": "I", "minutes": 1},
 ]
