@@ -1,0 +1,160 @@
+"""The worker side of the inbox: one event in, golden record and outbox out.
+
+`inbox_event_process` is the django-q2 task the gateway enqueues after commit.
+Its guarantees (DESIGN.md "Data flow"):
+
+- Exactly-once effect: the golden-record change, its provenance, conflicts, the
+  outbox rows and `status=processed` commit in ONE transaction; a crash at any
+  point rolls all of it back and the event is simply tried again.
+- Safe to run twice: only an event we hold a live lease on is applied, and a
+  processed event is never claimed again.
+- Nothing depends on the task message: `inbox_sweep` (every minute) re-enqueues
+  events whose task was lost (Redis broker, killed worker) once their lease ran out.
+"""
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from canonical.events import IncomingEvent
+from canonical.services import CanonicalError, event_apply
+from custsync_project import metrics
+from custsync_project.logging import correlation
+from targets.services import outbox_enqueue
+from webhooks.models import InboxEvent
+from webhooks.services import inbox_event_enqueue
+
+logger = logging.getLogger(__name__)
+
+LEASE_SECONDS = getattr(settings, "INBOX_LEASE_SECONDS", 120)
+# An event whose processing crashed this many times is parked as failed for support to replay.
+MAX_ATTEMPTS = getattr(settings, "INBOX_MAX_ATTEMPTS", 5)
+# An event still `received` this long after arrival has lost its task message.
+SWEEP_AFTER_SECONDS = getattr(settings, "INBOX_SWEEP_AFTER_SECONDS", 60)
+
+Status = InboxEvent.Status
+
+
+def _claimable(now):
+    """Events a worker may take: never processed, and not leased by a live worker."""
+    return InboxEvent.objects.filter(status__in=[Status.RECEIVED, Status.PROCESSING]).exclude(
+        lease_expires_at__gt=now
+    )
+
+
+def inbox_event_claim(*, event_pk: int, owner: str) -> InboxEvent | None:
+    """Take a lease on one event in a short transaction; None if it is done or held by another worker."""
+    now = timezone.now()
+    with transaction.atomic():
+        event = (
+            _claimable(now)
+            .select_for_update(skip_locked=True)
+            .select_related("source")
+            .filter(pk=event_pk)
+            .first()
+        )
+        if event is None:
+            return None
+        event.status = Status.PROCESSING
+        event.lease_owner = owner
+        event.lease_expires_at = now + timedelta(seconds=LEASE_SECONDS)
+        event.attempts += 1
+        event.save(update_fields=["status", "lease_owner", "lease_expires_at", "attempts"])
+        return event
+
+
+def _incoming(event: InboxEvent) -> IncomingEvent:
+    return IncomingEvent(
+        event_id=event.event_id,
+        source=event.source.name,
+        default_region=event.source.default_region,
+        type=event.type,
+        schema_version=event.schema_version,
+        occurred_at=event.occurred_at,
+        data=event.payload.get("data") or {},
+    )
+
+
+def _fenced(event: InboxEvent, owner: str):
+    """The event row, locked, only while our lease is still the current one."""
+    return (
+        InboxEvent.objects.select_for_update()
+        .filter(pk=event.pk, status=Status.PROCESSING, lease_owner=owner)
+        .first()
+    )
+
+
+def inbox_event_apply(*, event: InboxEvent, owner: str) -> str:
+    """Apply a claimed event: golden record + outbox + processed, in one transaction."""
+    try:
+        with transaction.atomic():
+            locked = _fenced(event, owner)
+            if locked is None:
+                return "lease_lost"
+            result = event_apply(event=_incoming(locked))
+            outbox_enqueue(changes=result.changes)
+            locked.status = Status.PROCESSED
+            locked.processed_at = timezone.now()
+            locked.problems = result.problems
+            locked.customer_id = result.customer_id
+            locked.last_error = ""
+            locked.lease_owner = ""
+            locked.lease_expires_at = None
+            locked.save(update_fields=[
+                "status", "processed_at", "problems", "customer", "last_error", "lease_owner", "lease_expires_at",
+            ])
+            return "processed"
+    except CanonicalError as exc:
+        # The event as a whole cannot be applied (e.g. unknown schema version): park it for support.
+        _inbox_event_fail(event=event, owner=owner, error=str(exc), final=True)
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - any crash: roll back, keep the event, retry later
+        logger.exception("processing crashed; will retry after the lease")
+        final = event.attempts >= MAX_ATTEMPTS
+        _inbox_event_fail(event=event, owner=owner, error=f"{type(exc).__name__}: {exc}", final=final)
+        return "failed" if final else "crashed"
+
+
+def _inbox_event_fail(*, event: InboxEvent, owner: str, error: str, final: bool) -> None:
+    fields = {"last_error": error[:2000]}
+    if final:
+        fields.update(status=Status.FAILED, lease_owner="", lease_expires_at=None)
+    InboxEvent.objects.filter(pk=event.pk, lease_owner=owner).update(**fields)
+
+
+def inbox_event_process(event_pk: int) -> str:
+    """django-q2 task: claim, apply, record. Returns the outcome (also the metric label)."""
+    owner = f"{uuid.uuid4().hex[:12]}"
+    started = time.monotonic()
+    event = inbox_event_claim(event_pk=event_pk, owner=owner)
+    if event is None:
+        return "skipped"
+    with correlation(event.event_id):
+        outcome = inbox_event_apply(event=event, owner=owner)
+        elapsed = time.monotonic() - started
+        metrics.inbox_processed(source=event.source.name, outcome=outcome, seconds=elapsed)
+        log = logger.warning if outcome in ("failed", "crashed") else logger.info
+        log("inbox event %s", outcome, extra={"source": event.source.name, "duration_ms": round(elapsed * 1000, 1)})
+        return outcome
+
+
+def inbox_sweep() -> int:
+    """Periodic: re-enqueue events whose task message was lost. Returns how many."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=SWEEP_AFTER_SECONDS)
+    pks = list(
+        _claimable(now)
+        .filter(received_at__lt=stale)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:5000]
+    )
+    for pk in pks:
+        inbox_event_enqueue(event_id=pk)
+    if pks:
+        logger.info("inbox sweep re-enqueued %d events", len(pks))
+    return len(pks)
