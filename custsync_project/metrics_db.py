@@ -1,0 +1,74 @@
+"""Gauges read from the database at scrape time: correct however many processes run."""
+
+import logging
+
+from django.apps import apps
+from django.db.models import Count, Min
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseCollector:
+    """Inbox backlog and lag, outbox pending and DLQ size per target, open conflicts, reconciliation drift."""
+
+    def collect(self):
+        yield from self._inbox()
+        for collect in (self._outbox, self._conflicts, self._reconciliation):
+            try:
+                yield from collect()
+            except (LookupError, ImportError):
+                continue  # that app's models are not installed
+
+    def _inbox(self):
+        InboxEvent = apps.get_model("webhooks", "InboxEvent")
+        unfinished = InboxEvent.objects.filter(status__in=["received", "processing"])
+        backlog = GaugeMetricFamily("custsync_inbox_backlog", "Inbox events not yet processed, by status.", labels=["status"])
+        counts = dict(unfinished.values_list("status").annotate(n=Count("id")).order_by())
+        for status in ("received", "processing"):
+            backlog.add_metric([status], counts.get(status, 0))
+        failed = GaugeMetricFamily("custsync_inbox_failed", "Inbox events parked as failed (need a replay).")
+        failed.add_metric([], InboxEvent.objects.filter(status="failed").count())
+        oldest = unfinished.aggregate(oldest=Min("received_at"))["oldest"]
+        lag = GaugeMetricFamily("custsync_inbox_lag_seconds", "Age of the oldest unprocessed inbox event (0 when empty).")
+        lag.add_metric([], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
+        yield from (backlog, failed, lag)
+
+    def _outbox(self):
+        OutboxMessage = apps.get_model("targets", "OutboxMessage")
+        Target = apps.get_model("targets", "Target")
+        names = dict(Target.objects.values_list("id", "name"))
+        pending = GaugeMetricFamily("custsync_outbox_pending", "Outbox messages waiting or in flight, by target.", labels=["target"])
+        dead = GaugeMetricFamily("custsync_dlq_size", "Messages in the dead-letter queue, by target.", labels=["target"])
+        rows = OutboxMessage.objects.values_list("target_id", "status").annotate(n=Count("id")).order_by()
+        per_target = {name: {"pending": 0, "dead": 0} for name in names.values()}
+        for target_id, status, n in rows:
+            bucket = per_target.setdefault(names.get(target_id, str(target_id)), {"pending": 0, "dead": 0})
+            if status in ("pending", "in_flight"):
+                bucket["pending"] += n
+            elif status == "dead":
+                bucket["dead"] += n
+        for name, bucket in sorted(per_target.items()):
+            pending.add_metric([name], bucket["pending"])
+            dead.add_metric([name], bucket["dead"])
+        yield from (pending, dead)
+
+    def _conflicts(self):
+        Conflict = apps.get_model("canonical", "Conflict")
+        gauge = GaugeMetricFamily("custsync_conflicts_open", "Open conflicts waiting for a data steward.")
+        gauge.add_metric([], Conflict.objects.filter(status="open").count())
+        yield gauge
+
+    def _reconciliation(self):
+        from reconciliation.selectors import reconciliation_latest_counts
+
+        gauge = GaugeMetricFamily(
+            "custsync_reconciliation_discrepancies",
+            "Discrepancies found by the latest reconciliation run, by target and class.",
+            labels=["target", "class"],
+        )
+        for target, counts in reconciliation_latest_counts().items():
+            for klass, n in counts.items():
+                gauge.add_metric([target, klass], n)
+        yield gauge
