@@ -65,7 +65,11 @@ def readyz(request):
 
 
 def _metric_dirs() -> list[str]:
+    """This process's multiprocess directory plus, with METRICS_ROOT, every process type's below it."""
     dirs = [d for d in os.environ.get("METRICS_DIRS", "").split(os.pathsep) if d]
+    root = os.environ.get("METRICS_ROOT")
+    if root and os.path.isdir(root):
+        dirs += sorted(os.path.join(root, d) for d in os.listdir(root))
     own = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if own and own not in dirs:
         dirs.insert(0, own)

@@ -21,6 +21,11 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+# With METRICS_ROOT (one host running web and workers), the gateway writes below it.
+if os.environ.get("METRICS_ROOT") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(os.environ["METRICS_ROOT"], "web")
+
+
 def on_starting(server):
     """Prometheus multiprocess mode: start from an empty metrics directory."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
