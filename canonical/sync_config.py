@@ -1,0 +1,58 @@
+"""The sync config's `fields` section -> `SourcePriorityRule` rows (idempotent).
+
+`{"fields": {"email": {"strategy": "source_priority", "sources": ["crm", "shop"]}}}`;
+`addresses` is shorthand for both `addresses.billing` and `addresses.shipping`
+(a specific entry beside it wins). Fields not in the section keep their rule.
+"""
+
+from django.db import transaction
+
+from custsync_project.config import SyncConfigError
+
+from .models import RuleField, SourcePriorityRule
+
+ALIASES = {"addresses": ["addresses.billing", "addresses.shipping"]}
+
+
+def _parse(name: str, entry) -> tuple[str, list[str]]:
+    path = f"fields.{name}"
+    if not isinstance(entry, dict):
+        raise SyncConfigError(path, "must be an object with strategy and sources")
+    unknown = set(entry) - {"strategy", "sources"}
+    if unknown:
+        raise SyncConfigError(f"{path}.{sorted(unknown)[0]}", "unknown key (expected strategy, sources)")
+    strategy = entry.get("strategy", SourcePriorityRule.Strategy.SOURCE_PRIORITY)
+    if strategy not in SourcePriorityRule.Strategy.values:
+        raise SyncConfigError(f"{path}.strategy", f"must be one of {', '.join(SourcePriorityRule.Strategy.values)}")
+    sources = entry.get("sources", [])
+    if sources is None:
+        sources = []
+    if not isinstance(sources, list) or not all(isinstance(s, str) and s.strip() for s in sources):
+        raise SyncConfigError(f"{path}.sources", "must be a list of source names")
+    sources = [s.strip() for s in sources]
+    if len(set(sources)) != len(sources):
+        raise SyncConfigError(f"{path}.sources", "a source may appear only once")
+    return strategy, sources
+
+
+def import_fields(config: dict) -> list[str]:
+    """Create or update the field rules named in `config["fields"]`; returns the rule fields written."""
+    section = config.get("fields")
+    if section is None:
+        return []
+    if not isinstance(section, dict):
+        raise SyncConfigError("fields", "must be an object keyed by field name")
+    wanted: dict[str, tuple[str, list[str]]] = {}
+    for name in sorted(section, key=lambda n: n in RuleField.values):  # aliases first, specific entries win
+        if name == "marketing_opt_in_at":
+            raise SyncConfigError(f"fields.{name}", "travels with marketing_opt_in; configure marketing_opt_in")
+        if name not in RuleField.values and name not in ALIASES:
+            raise SyncConfigError(f"fields.{name}", f"unknown field (expected one of "
+                                  f"{', '.join([*RuleField.values, *ALIASES])})")
+        parsed = _parse(name, section[name])
+        for target in ALIASES.get(name, [name]):
+            wanted[target] = parsed
+    with transaction.atomic():
+        for name, (strategy, sources) in wanted.items():
+            SourcePriorityRule.objects.update_or_create(field=name, defaults={"strategy": strategy, "sources": sources})
+    return sorted(wanted)
