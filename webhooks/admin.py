@@ -1,3 +1,147 @@
-from django.contrib import admin
+"""Admin: sources (references shown, values never) and the read-only inbox with Replay."""
 
-# Register your models here.
+import json
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import Q
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
+
+from .models import InboxEvent, Source
+from .selectors import secret_ref_status
+from .services import inbox_event_replay
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ("name", "enabled", "signature_scheme", "secret_references", "secrets_available",
+                    "schema_versions", "event_types", "default_region", "updated_at")
+    list_filter = ("enabled", "signature_scheme")
+    search_fields = ("name",)
+    readonly_fields = ("secrets_available", "created_at", "updated_at")
+    fields = ("name", "enabled", "signature_scheme", "secret_refs", "secrets_available",
+              "schema_versions", "event_types", "default_region", "created_at", "updated_at")
+
+    @admin.display(description="secret references")
+    def secret_references(self, obj):
+        return ", ".join(obj.secret_refs or []) or "-"
+
+    @admin.display(description="variables set here")
+    def secrets_available(self, obj):
+        """Whether each referenced variable is set in this process's environment (never its value)."""
+        status = secret_ref_status(secret_refs=obj.secret_refs)
+        if not status:
+            return "no secret"
+        return format_html_join(
+            ", ", "{}: {}", ((name, "set" if is_set else "MISSING") for name, is_set in status)
+        )
+
+
+class InboxStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return InboxEvent.Status.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
+@admin.register(InboxEvent)
+class InboxEventAdmin(admin.ModelAdmin):
+    """Machine-written: nothing is editable here; failed events can be replayed."""
+
+    list_display = ("event_id", "source", "type", "status", "received_at", "attempts", "schema_version")
+    list_filter = (InboxStatusFilter, "source", "type", ("received_at", admin.DateFieldListFilter))
+    list_select_related = ("source",)
+    search_fields = ("event_id",)
+    search_help_text = "Exact event id, or part of the email in the payload (data.email / data.contact.email)."
+    actions = ["replay"]
+    show_full_result_count = False
+    fields = ("source", "event_id", "event_id_provided", "type", "schema_version", "occurred_at",
+              "received_at", "status", "attempts", "processed_at", "last_error_display", "problems_display",
+              "lease_owner", "lease_expires_at", "customer", "payload_pretty")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+            queryset = queryset.defer("payload", "problems", "last_error")
+        return queryset
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # JSON key lookups compile to ->> / JSON_EXTRACT on PostgreSQL / SQLite; icontains is
+        # case-insensitive on both. v1 puts the email at data.email, v2 at data.contact.email.
+        return queryset.filter(
+            Q(event_id=term)
+            | Q(payload__data__email__icontains=term)
+            | Q(payload__data__contact__email__icontains=term)
+        ), False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("webhooks.replay_inboxevent")
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj):
+        # format_html escapes the JSON: a payload is sender-controlled text.
+        return format_html("<pre style=\"white-space: pre-wrap\">{}</pre>",
+                           json.dumps(obj.payload, indent=2, ensure_ascii=False, sort_keys=True))
+
+    @admin.display(description="problems")
+    def problems_display(self, obj):
+        if not obj.problems:
+            return "-"
+        return format_html("<ul>{}</ul>", format_html_join(
+            "", "<li>{} {}: {}</li>",
+            ((p.get("severity", ""), p.get("field", ""), p.get("message", "")) for p in obj.problems
+             if isinstance(p, dict)),
+        ))
+
+    @admin.display(description="last error")
+    def last_error_display(self, obj):
+        return format_html("<pre style=\"white-space: pre-wrap\">{}</pre>", obj.last_error) if obj.last_error else "-"
+
+    @admin.action(description="Replay selected failed events", permissions=["replay"])
+    def replay(self, request, queryset):
+        failed = queryset.filter(status=InboxEvent.Status.FAILED)
+        count = failed.count()
+        skipped = queryset.count() - count
+        if count == 0:
+            self.message_user(request, "None of the selected events has failed; nothing to replay.", messages.WARNING)
+            return None
+        if count > 1 and not request.POST.get("post"):
+            return TemplateResponse(request, "admin/webhooks/inboxevent/replay_confirmation.html", {
+                **self.admin_site.each_context(request),
+                "title": "Replay failed events?",
+                "opts": self.model._meta,
+                "events": failed.select_related("source").only("id", "event_id", "type", "source__name")[:100],
+                "count": count,
+                "skipped": skipped,
+                "queryset": failed,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
+                "media": self.media,
+            })
+        replayed = inbox_event_replay(event_ids=failed.values_list("pk", flat=True))
+        for event in InboxEvent.objects.filter(pk__in=replayed).only("id", "event_id"):
+            self.log_change(request, event, "Replayed (status set back to received and enqueued).")
+        message = f"Replayed {len(replayed)} failed event(s)."
+        if skipped:
+            message += f" {skipped} selected event(s) had not failed and were left alone."
+        self.message_user(request, message, messages.SUCCESS)
+        return None
