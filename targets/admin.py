@@ -1,3 +1,142 @@
-from django.contrib import admin
+"""Admin: targets with their field mapping, the outbox (read-only), attempts (read-only), dead letters.
 
-# Register your models here.
+Secret fields show `${VAR}` references only; values never reach the admin.
+"""
+
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from .models import DeadLetter, DeliveryAttempt, OutboxMessage, Target, TargetFieldMapping
+from .services import dead_letter_discard, dead_letter_replay
+
+
+class TargetFieldMappingInline(admin.TabularInline):
+    model = TargetFieldMapping
+    extra = 0
+    fields = ("order", "canonical_field", "target_path", "enabled")
+
+
+@admin.register(Target)
+class TargetAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "base_url", "auth_kind", "rate_limit_per_minute", "max_retries", "enabled")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name",)
+    inlines = [TargetFieldMappingInline]
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "base_url", "enabled")}),
+        ("Authentication (references to environment variables only)",
+         {"fields": ("auth_kind", "secret_refs", "oauth_token_url", "oauth_client_id", "oauth_scope")}),
+        ("Delivery", {"fields": ("timeout_seconds", "rate_limit_per_minute", "max_retries", "backoff_seconds",
+                                 "dead_letter_queue")}),
+    )
+
+    def save_model(self, request, obj, form, change):
+        from custsync_project.secrets import is_reference
+
+        from .services import target_mappings_ensure_defaults
+
+        bad = [key for key, value in (obj.secret_refs or {}).items() if not is_reference(value)]
+        if bad:
+            obj.secret_refs = {k: v for k, v in obj.secret_refs.items() if k not in bad}
+            self.message_user(request, f"Dropped {', '.join(bad)}: secrets must be ${{VAR}} references.",
+                              messages.WARNING)
+        super().save_model(request, obj, form, change)
+        if not change:
+            target_mappings_ensure_defaults(target=obj)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ("started_at", "version", "operation", "status_code", "latency_ms", "outcome", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    list_display = ("id", "target", "customer_id", "operation", "version", "status", "attempts", "next_attempt_at",
+                    "last_status", "updated_at")
+    list_filter = ("status", "target")
+    list_select_related = ("target",)
+    search_fields = ("=customer__id", "correlation_id")
+    inlines = [DeliveryAttemptInline]
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyAdmin):
+    list_display = ("id", "message_id", "started_at", "version", "operation", "status_code", "latency_ms", "outcome")
+    list_filter = ("outcome", "message__target")
+    list_select_related = ("message",)
+
+
+def _confirm(modeladmin, request, queryset, *, action, title, explanation, confirm_label):
+    return TemplateResponse(request, "admin/targets/dead_letter_confirm.html", {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.model._meta, "queryset": queryset.select_related("target"), "action": action,
+        "title": title, "explanation": explanation, "confirm_label": confirm_label,
+    })
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ("id", "target", "customer_id", "operation", "version", "last_status", "short_error", "attempts",
+                    "updated_at")
+    list_filter = ("target",)
+    list_select_related = ("target",)
+    actions = ["replay", "discard"]
+
+    @admin.display(description="last error / response")
+    def short_error(self, obj):
+        return (obj.last_error or "")[:200]
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("targets.replay_outboxmessage")
+
+    def has_discard_permission(self, request):
+        return request.user.has_perm("targets.discard_outboxmessage")
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or request.user.has_perm("targets.view_outboxmessage")
+
+    @admin.action(permissions=["replay"], description="Replay selected dead letters")
+    def replay(self, request, queryset):
+        if request.POST.get("post") != "yes":
+            count = queryset.count()
+            return _confirm(self, request, queryset, action="replay", title=f"Replay {count} dead letter(s)?",
+                            explanation=(f"{count} message(s) go back to pending with attempts reset and are "
+                                         "delivered now with the current golden record. The idempotency key of "
+                                         "each version is reused, so nothing the target already applied repeats."),
+                            confirm_label="Yes, replay")
+        counts = dead_letter_replay(message_ids=list(queryset.values_list("pk", flat=True)))
+        text = f"Replayed {counts['replayed']} dead letter(s)."
+        if counts["superseded"]:
+            text += f" {counts['superseded']} were superseded by a newer pending message."
+        self.message_user(request, text, messages.SUCCESS)
+        return None
+
+    @admin.action(permissions=["discard"], description="Discard selected dead letters")
+    def discard(self, request, queryset):
+        if request.POST.get("post") != "yes":
+            count = queryset.count()
+            return _confirm(self, request, queryset, action="discard", title=f"Discard {count} dead letter(s)?",
+                            explanation=(f"{count} message(s) are marked discarded and will not be delivered. "
+                                         "They stay visible in the outbox."),
+                            confirm_label="Yes, discard")
+        count = dead_letter_discard(message_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Discarded {count} dead letter(s).", messages.SUCCESS)
+        return None

@@ -1,0 +1,11 @@
+"""Target adapters. Adding a kind: a module with a `TargetAdapter` subclass decorated
+with `@register`, imported here, and a `Target.Kind` choice."""
+
+from .base import PreparedCall, SendResult, TargetAdapter, adapter_for, register  # noqa: F401
+
+
+def load_all() -> None:
+    """Built-in kinds register on import."""
+
+
+from . import cdp, crm, webhook  # noqa: E402,F401

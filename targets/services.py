@@ -1,0 +1,445 @@
+"""Writes of the targets app: enqueue, claim, deliver, pump, sweep, dead letters.
+
+The outbox is the truth; django-q2 task messages are only kicks. Claiming is
+a short transaction that sets a lease (owner + expiry); the HTTP call runs
+outside any transaction; the result is written with an UPDATE fenced on the
+lease owner, so a worker whose lease expired cannot overwrite a newer result.
+"""
+
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Iterable
+
+import requests
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from canonical.changes import CustomerChange
+from canonical.models import Customer
+from canonical.selectors import customer_snapshot
+from custsync_project.secrets import SecretReferenceError
+
+from .adapters import TargetAdapter, adapter_for
+from .auth import TargetAuthError
+from .delivery import idempotency_key, is_retryable_status, is_success, parse_retry_after, retry_delay
+from .mapping import DEFAULT_MAPPINGS
+from .models import DeliveredState, DeliveryAttempt, OutboxMessage, Target, TargetFieldMapping, TargetRuntime
+from .ratelimit import rate_limit_acquire, rate_limit_wait_record
+
+logger = logging.getLogger(__name__)
+
+Status = OutboxMessage.Status
+Operation = OutboxMessage.Operation
+ACTIVE = [Status.PENDING, Status.IN_FLIGHT]
+
+PUMP_BUDGET_SECONDS = 20.0  # well under the Q timeout (60 s)
+PUMP_IDLE_POLL_SECONDS = 0.25
+KICK_SUPPRESS_SECONDS = 10
+LEASE_MARGIN_SECONDS = 5.0
+ERROR_EXCERPT_BYTES = 1024
+
+
+def _excerpt(text: str) -> str:
+    return (text or "")[:ERROR_EXCERPT_BYTES]
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def lease_seconds(target: Target) -> float:
+    """Longer than any request can take (connect + read timeouts), so leases only expire for dead workers."""
+    return 2 * target.timeout_seconds + LEASE_MARGIN_SECONDS
+
+
+# --- targets -----------------------------------------------------------------
+
+def target_mappings_ensure_defaults(*, target: Target) -> int:
+    """Create the kind's default field mapping when the target has none (steward edits are kept)."""
+    if target.field_mappings.exists():
+        return 0
+    rows = [
+        TargetFieldMapping(target=target, canonical_field=field, target_path=path, order=index * 10)
+        for index, (field, path) in enumerate(DEFAULT_MAPPINGS.get(target.kind, []))
+    ]
+    TargetFieldMapping.objects.bulk_create(rows)
+    return len(rows)
+
+
+def target_runtime_ensure(*, target_id: int) -> None:
+    TargetRuntime.objects.get_or_create(target_id=target_id)
+
+
+# --- enqueue -------------------------------------------------------------------
+
+def _coalesce(changes: Iterable[CustomerChange]) -> dict[int, tuple[int, str, str]]:
+    """Per customer: the newest version and its correlation id; a delete wins over upserts."""
+    merged: dict[int, tuple[int, str, str]] = {}
+    for change in sorted(changes, key=lambda c: (c.customer_id, c.version)):
+        previous = merged.get(change.customer_id)
+        operation = change.operation
+        if previous and previous[1] == Operation.DELETE:
+            operation = Operation.DELETE
+        merged[change.customer_id] = (change.version, operation, change.correlation_id)
+    return merged
+
+
+def _outbox_row_write(*, target_id: int, customer_id: int, version: int, operation: str,
+                      correlation_id: str, resend: bool) -> int:
+    for _ in range(2):
+        row = (
+            OutboxMessage.objects.select_for_update()
+            .filter(target_id=target_id, customer_id=customer_id, status__in=ACTIVE)
+            .first()
+        )
+        if row is not None:
+            # State transfer: keep the highest version; a delete supersedes a pending upsert.
+            new_version = max(row.version, version)
+            new_operation = Operation.DELETE if Operation.DELETE in (row.operation, operation) else Operation.UPSERT
+            new_correlation = correlation_id if version >= row.version else row.correlation_id
+            if (new_version, new_operation, new_correlation, row.force_send or resend) == (
+                row.version, row.operation, row.correlation_id, row.force_send
+            ):
+                return 0
+            OutboxMessage.objects.filter(pk=row.pk).update(
+                version=new_version, operation=new_operation, correlation_id=new_correlation,
+                force_send=row.force_send or resend, updated_at=timezone.now(),
+            )
+            return 1
+        try:
+            with transaction.atomic():  # savepoint: a concurrent insert must not break the caller's transaction
+                OutboxMessage.objects.create(
+                    target_id=target_id, customer_id=customer_id, version=version, operation=operation,
+                    correlation_id=correlation_id[:200], force_send=resend, next_attempt_at=timezone.now(),
+                )
+            return 1
+        except IntegrityError:
+            continue
+    raise IntegrityError(f"could not write the outbox row for target {target_id}, customer {customer_id}")
+
+
+def outbox_enqueue(*, changes: Iterable[CustomerChange], resend: bool = False) -> int:
+    """Write or coalesce outbox rows for every enabled target; kick delivery on commit.
+
+    Call inside the transaction that changed the golden records. `resend`
+    sends even versions a target already acknowledged (reconciliation fixes).
+    Returns the number of rows written (created or updated).
+    """
+    merged = _coalesce(changes)
+    if not merged:
+        return 0
+    target_ids = list(Target.objects.filter(enabled=True).values_list("pk", flat=True))
+    written = 0
+    for target_id in target_ids:
+        for customer_id, (version, operation, correlation_id) in merged.items():
+            written += _outbox_row_write(
+                target_id=target_id, customer_id=customer_id, version=version, operation=operation,
+                correlation_id=correlation_id or "", resend=resend,
+            )
+    if target_ids:
+        # Kick after commit: with the ORM broker the task row would roll back with us anyway,
+        # with Redis it would otherwise run before our rows are visible.
+        transaction.on_commit(partial(pump_kick, target_ids=target_ids))
+    return written
+
+
+# --- kicking the pump ------------------------------------------------------------
+
+def _q_sync() -> bool:
+    return bool(settings.Q_CLUSTER.get("sync"))
+
+
+def pump_kick(*, target_ids: Iterable[int], force: bool = False) -> int:
+    """Enqueue a pump task per target unless one runs or was just requested. Returns tasks enqueued."""
+    from django_q.tasks import async_task
+
+    enqueued = 0
+    for target_id in target_ids:
+        target_runtime_ensure(target_id=target_id)
+        now = timezone.now()
+        runtime = TargetRuntime.objects.filter(target_id=target_id).filter(
+            Q(pump_lease_until__isnull=True) | Q(pump_lease_until__lt=now)
+        )
+        if not force:
+            runtime = runtime.filter(
+                Q(pump_requested_at__isnull=True) | Q(pump_requested_at__lt=now - timedelta(seconds=KICK_SUPPRESS_SECONDS))
+            )
+        if runtime.update(pump_requested_at=now):
+            async_task("targets.tasks.target_pump", target_id, task_name=f"target_pump:{target_id}:{uuid.uuid4().hex[:8]}")
+            enqueued += 1
+    return enqueued
+
+
+def _pump_lease_acquire(*, target_id: int, owner: str, seconds: float) -> bool:
+    target_runtime_ensure(target_id=target_id)
+    now = timezone.now()
+    return bool(
+        TargetRuntime.objects.filter(target_id=target_id)
+        .filter(Q(pump_lease_until__isnull=True) | Q(pump_lease_until__lt=now))
+        .update(pump_owner=owner, pump_lease_until=now + timedelta(seconds=seconds), pump_requested_at=None)
+    )
+
+
+def _pump_lease_release(*, target_id: int, owner: str) -> None:
+    TargetRuntime.objects.filter(target_id=target_id, pump_owner=owner).update(pump_owner="", pump_lease_until=None)
+
+
+def _due_filter(target_id: int, now) -> Q:
+    return Q(target_id=target_id, status__in=ACTIVE, next_attempt_at__lte=now)
+
+
+def target_pump(*, target_id: int, budget_seconds: float = PUMP_BUDGET_SECONDS) -> dict:
+    """Deliver a target's due messages for a bounded time; one pump per target at a time."""
+    target = Target.objects.filter(pk=target_id).first()
+    if target is None or not target.enabled:
+        return {"skipped": "no such enabled target"}
+    owner = worker_id()
+    if not _pump_lease_acquire(target_id=target_id, owner=owner, seconds=budget_seconds + lease_seconds(target)):
+        return {"skipped": "another pump runs"}
+    try:
+        stats = outbox_deliver_due(
+            target_id=target_id, owner=owner, deadline=time.monotonic() + budget_seconds,
+            wait_for_due=not _q_sync(),
+        )
+    finally:
+        _pump_lease_release(target_id=target_id, owner=owner)
+    # A kick that came while we held the lease was skipped: look once more after releasing it.
+    if not _q_sync() and OutboxMessage.objects.filter(_due_filter(target_id, timezone.now())).exists():
+        pump_kick(target_ids=[target_id], force=True)
+    return dict(stats)
+
+
+def outbox_sweep() -> dict:
+    """Kick every target with due or lease-expired messages (their task may have been lost)."""
+    now = timezone.now()
+    target_ids = list(
+        OutboxMessage.objects.filter(status__in=ACTIVE, next_attempt_at__lte=now, target__enabled=True)
+        .values_list("target_id", flat=True).distinct()
+    )
+    return {"targets": len(target_ids), "kicked": pump_kick(target_ids=target_ids)}
+
+
+# --- claiming and delivering ------------------------------------------------------
+
+def outbox_message_claim(*, target: Target, owner: str) -> OutboxMessage | None:
+    """Take the next due message of a target: set in_flight + lease in one short transaction.
+
+    Due = pending and next_attempt_at passed, or in_flight with an expired
+    lease (a killed worker): in flight, next_attempt_at holds the lease expiry.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        candidates = OutboxMessage.objects.filter(_due_filter(target.pk, now)).order_by("next_attempt_at", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        message = candidates.first()
+        if message is None:
+            return None
+        expires = now + timedelta(seconds=lease_seconds(target))
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            status=Status.IN_FLIGHT, lease_owner=owner, lease_expires_at=expires, next_attempt_at=expires,
+            attempts=F("attempts") + 1, updated_at=now,
+        )
+    message.refresh_from_db()
+    return message
+
+
+@dataclass
+class _Result:
+    status: int | None
+    error: str
+    retryable: bool
+    retry_after: float | None
+    latency_ms: int
+
+
+def _send(adapter: TargetAdapter, call, *, key: str, correlation_id: str, version: int) -> _Result:
+    started = time.monotonic()
+    elapsed = lambda: int((time.monotonic() - started) * 1000)  # noqa: E731
+    try:
+        result = adapter.send(call, idempotency_key=key, correlation_id=correlation_id, version=version)
+    except SecretReferenceError as exc:  # names the variable, never a value
+        return _Result(None, str(exc), False, None, elapsed())
+    except TargetAuthError as exc:
+        return _Result(exc.status, str(exc), exc.retryable, None, elapsed())
+    except requests.Timeout:
+        return _Result(None, f"timeout after {adapter.target.timeout_seconds:g} s", True, None, elapsed())
+    except requests.ConnectionError as exc:
+        return _Result(None, f"connection error: {type(exc).__name__}", True, None, elapsed())
+    except requests.RequestException as exc:
+        return _Result(None, f"request failed: {type(exc).__name__}", True, None, elapsed())
+    if is_success(result.status):
+        return _Result(result.status, "", False, None, result.latency_ms)
+    return _Result(
+        result.status, _excerpt(result.body_excerpt), is_retryable_status(result.status),
+        parse_retry_after(result.retry_after), result.latency_ms,
+    )
+
+
+def _delivered_state_record(*, message: OutboxMessage, version: int, operation: str, body, key: str) -> None:
+    """Remember what the target acknowledged; never move it to an older version."""
+    now = timezone.now()
+    fields = dict(version=version, operation=operation, body=body, idempotency_key=key, delivered_at=now, updated_at=now)
+    updated = DeliveredState.objects.filter(
+        target_id=message.target_id, customer_id=message.customer_id, version__lte=version
+    ).update(**fields)
+    if not updated and not DeliveredState.objects.filter(target_id=message.target_id, customer_id=message.customer_id).exists():
+        try:
+            with transaction.atomic():
+                DeliveredState.objects.create(target_id=message.target_id, customer_id=message.customer_id, **fields)
+        except IntegrityError:
+            pass
+
+
+def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: TargetAdapter,
+                           rng: random.Random | None = None) -> str:
+    """Send one claimed message and record the outcome; returns the attempt outcome."""
+    target = adapter.target
+    customer = Customer.objects.get(pk=message.customer_id)
+    snapshot = customer_snapshot(customer=customer)
+    # State transfer: send what the golden record is now; a tombstone is always a delete.
+    operation = Operation.DELETE if (snapshot["deleted"] or message.operation == Operation.DELETE) else Operation.UPSERT
+    version = int(snapshot["version"])
+    fence = OutboxMessage.objects.filter(pk=message.pk, lease_owner=owner, status=Status.IN_FLIGHT)
+
+    state = DeliveredState.objects.filter(target_id=target.pk, customer_id=message.customer_id).first()
+    if state is not None and not message.force_send and (
+        state.version > version or (state.version == version and state.operation == operation)
+    ):
+        # The target already holds this state or a newer one: never move it backwards.
+        fence.update(status=Status.SUPERSEDED, lease_owner="", lease_expires_at=None, updated_at=timezone.now(),
+                     last_error=f"target already has version {state.version}")
+        return "superseded"
+
+    key = idempotency_key(target_name=target.name, customer_id=message.customer_id, version=version, operation=operation)
+    call = adapter.prepare(snapshot=snapshot, operation=operation)
+    started_at = timezone.now()
+    result = _send(adapter, call, key=key, correlation_id=message.correlation_id, version=version)
+    now = timezone.now()
+    release = dict(lease_owner="", lease_expires_at=None, last_status=result.status, updated_at=now)
+
+    with transaction.atomic():
+        if result.status is not None and is_success(result.status):
+            _delivered_state_record(message=message, version=version, operation=operation, body=call.state_body, key=key)
+            done = fence.filter(version__lte=version).update(
+                status=Status.DELIVERED, delivered_at=now, sent_version=version, last_error="", force_send=False, **release
+            )
+            if done:
+                outcome = DeliveryAttempt.Outcome.DELIVERED
+            elif fence.update(status=Status.PENDING, next_attempt_at=now, attempts=0, sent_version=version, **release):
+                # A newer change was coalesced into this row while it was in flight: send again.
+                outcome = DeliveryAttempt.Outcome.DELIVERED
+            else:
+                outcome = DeliveryAttempt.Outcome.LOST
+        elif result.retryable and message.attempts <= target.max_retries:
+            delay = retry_delay(attempts=message.attempts, backoff_seconds=target.backoff_seconds,
+                                retry_after=result.retry_after, rng=rng)
+            done = fence.update(status=Status.PENDING, next_attempt_at=now + timedelta(seconds=delay),
+                                last_error=result.error, sent_version=version, **release)
+            outcome = DeliveryAttempt.Outcome.RETRY if done else DeliveryAttempt.Outcome.LOST
+        else:
+            final = Status.DEAD if target.dead_letter_queue else Status.DISCARDED
+            done = fence.update(status=final, last_error=result.error, sent_version=version, **release)
+            outcome = DeliveryAttempt.Outcome.DEAD if done else DeliveryAttempt.Outcome.LOST
+        DeliveryAttempt.objects.create(
+            message_id=message.pk, started_at=started_at, operation=operation, version=version,
+            status_code=result.status, latency_ms=result.latency_ms, outcome=outcome,
+            error=_excerpt(result.error), idempotency_key=key,
+        )
+    if outcome != DeliveryAttempt.Outcome.DELIVERED:
+        logger.info("outbox message %s to %s: %s (status %s, attempt %s)",
+                    message.pk, target.name, outcome, result.status, message.attempts)
+    return outcome
+
+
+def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_due: bool = True,
+                       rng: random.Random | None = None) -> Counter:
+    """Deliver due messages of one target until none are due or `deadline` (monotonic) passes.
+
+    Takes a rate-limit slot before each claim; waits (bounded by the deadline)
+    for a slot and, with `wait_for_due`, for messages due within the window.
+    Never sleeps for a retry: a failed message gets a later next_attempt_at.
+    """
+    stats: Counter = Counter()
+    target = Target.objects.get(pk=target_id)
+    adapter = adapter_for(target)
+    for _ in range(1_000_000):
+        if time.monotonic() >= deadline:
+            break
+        now = timezone.now()
+        if not OutboxMessage.objects.filter(_due_filter(target_id, now)).exists():
+            if not wait_for_due:
+                break
+            next_due = OutboxMessage.objects.filter(target_id=target_id, status__in=ACTIVE).aggregate(
+                next=Min("next_attempt_at"))["next"]
+            if next_due is None or (next_due - now).total_seconds() > deadline - time.monotonic():
+                break
+            time.sleep(min(PUMP_IDLE_POLL_SECONDS, max(0.01, (next_due - now).total_seconds())))
+            continue
+        wait = rate_limit_acquire(target_id=target_id, per_minute=target.rate_limit_per_minute)
+        if wait > 0:
+            if time.monotonic() + wait > deadline:
+                break
+            stats["rate_limit_waits"] += 1
+            rate_limit_wait_record(target_id=target_id)
+            logger.debug("target %s: rate-limit wait %.3f s", target.name, wait)
+            time.sleep(wait)
+            continue
+        message = outbox_message_claim(target=target, owner=owner)
+        if message is None:
+            continue
+        stats[outbox_message_deliver(message=message, owner=owner, adapter=adapter, rng=rng)] += 1
+    return stats
+
+
+# --- dead letters -----------------------------------------------------------------
+
+def dead_letter_replay(*, message_ids: Iterable[int] | None = None, target_name: str | None = None) -> dict:
+    """Dead messages back to pending, attempts reset, due now; kicks delivery on commit.
+
+    Replay re-sends the current golden state with the key of its version, so an
+    effect that already happened is not repeated. Where a newer message for the
+    same (target, customer) is already pending, the dead one is marked
+    superseded instead: the pending one carries the newer state.
+    """
+    dead = OutboxMessage.objects.filter(status=Status.DEAD)
+    if message_ids is not None:
+        dead = dead.filter(pk__in=list(message_ids))
+    if target_name:
+        dead = dead.filter(target__name=target_name)
+    counts = {"replayed": 0, "superseded": 0}
+    target_ids: set[int] = set()
+    with transaction.atomic():
+        for message in dead.select_for_update().order_by("-version", "-id"):
+            now = timezone.now()
+            try:
+                with transaction.atomic():
+                    OutboxMessage.objects.filter(pk=message.pk, status=Status.DEAD).update(
+                        status=Status.PENDING, attempts=0, next_attempt_at=now, lease_owner="",
+                        lease_expires_at=None, updated_at=now,
+                    )
+                counts["replayed"] += 1
+                target_ids.add(message.target_id)
+            except IntegrityError:
+                OutboxMessage.objects.filter(pk=message.pk).update(status=Status.SUPERSEDED, updated_at=now)
+                counts["superseded"] += 1
+        if target_ids:
+            transaction.on_commit(partial(pump_kick, target_ids=sorted(target_ids)))
+    return counts
+
+
+def dead_letter_discard(*, message_ids: Iterable[int]) -> int:
+    """Give up on dead messages for good (kept, marked discarded)."""
+    return OutboxMessage.objects.filter(pk__in=list(message_ids), status=Status.DEAD).update(
+        status=Status.DISCARDED, updated_at=timezone.now()
+    )

@@ -1,0 +1,13 @@
+"""django-q2 tasks: thin wrappers over services; they take ids and are safe to run twice."""
+
+from . import services
+
+
+def target_pump(target_id: int) -> dict:
+    """Kicked on commit of new outbox rows: deliver the target's due messages for a bounded time."""
+    return services.target_pump(target_id=target_id)
+
+
+def outbox_sweep() -> dict:
+    """Periodic (every minute): kick targets whose messages are due but whose kick was lost."""
+    return services.outbox_sweep()
