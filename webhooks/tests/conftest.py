@@ -76,3 +76,12 @@ def post(client):
         return client.generic("POST", path, body, content_type=content_type, headers=headers)
 
     return _post
+
+
+@pytest.fixture
+def plain_static(settings):
+    """Admin pages without `collectstatic`: the manifest storage needs a manifest that tests do not build."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
