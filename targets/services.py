@@ -106,7 +106,7 @@ def _outbox_row_write(*, target_id: int, customer_id: int, version: int, operati
             # State transfer: keep the highest version; a delete supersedes a pending upsert.
             new_version = max(row.version, version)
             new_operation = Operation.DELETE if Operation.DELETE in (row.operation, operation) else Operation.UPSERT
-            new_correlation = correlation_id if version >= row.version else row.correlation_id
+            new_correlation = correlation_id if version > row.version else row.correlation_id
             if (new_version, new_operation, new_correlation, row.force_send or resend) == (
                 row.version, row.operation, row.correlation_id, row.force_send
             ):
@@ -263,7 +263,7 @@ class _Result:
     latency_ms: int
 
 
-def _send(adapter: TargetAdapter, call, *, key: str, correlation_id: str, version: int) -> _Result:
+def _send(adapter: TargetAdapter, call, *, key: str, correlation_id: str, version: int, operation: str) -> _Result:
     started = time.monotonic()
     elapsed = lambda: int((time.monotonic() - started) * 1000)  # noqa: E731
     try:
@@ -278,7 +278,8 @@ def _send(adapter: TargetAdapter, call, *, key: str, correlation_id: str, versio
         return _Result(None, f"connection error: {type(exc).__name__}", True, None, elapsed())
     except requests.RequestException as exc:
         return _Result(None, f"request failed: {type(exc).__name__}", True, None, elapsed())
-    if is_success(result.status):
+    if is_success(result.status) or (operation == Operation.DELETE and result.status in (404, 410)):
+        # A delete that finds nothing: the state the target should have already holds.
         return _Result(result.status, "", False, None, result.latency_ms)
     return _Result(
         result.status, _excerpt(result.body_excerpt), is_retryable_status(result.status),
@@ -324,12 +325,14 @@ def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: Targe
     key = idempotency_key(target_name=target.name, customer_id=message.customer_id, version=version, operation=operation)
     call = adapter.prepare(snapshot=snapshot, operation=operation)
     started_at = timezone.now()
-    result = _send(adapter, call, key=key, correlation_id=message.correlation_id, version=version)
+    result = _send(adapter, call, key=key, correlation_id=message.correlation_id, version=version, operation=operation)
+    succeeded = result.status is not None and not result.error and not result.retryable and (
+        is_success(result.status) or operation == Operation.DELETE)
     now = timezone.now()
     release = dict(lease_owner="", lease_expires_at=None, last_status=result.status, updated_at=now)
 
     with transaction.atomic():
-        if result.status is not None and is_success(result.status):
+        if succeeded:
             _delivered_state_record(message=message, version=version, operation=operation, body=call.state_body, key=key)
             done = fence.filter(version__lte=version).update(
                 status=Status.DELIVERED, delivered_at=now, sent_version=version, last_error="", force_send=False, **release
