@@ -1,0 +1,90 @@
+"""Dead-letter admin: list, replay and discard with confirmation and permissions; read-only screens."""
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.urls import reverse
+from django.utils import timezone
+
+from targets.models import OutboxMessage, Target
+
+from .support import make_customer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def plain_static_storage(settings):
+    # The manifest storage needs collectstatic; tests render admin pages without it.
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+@pytest.fixture
+def dead_letters():
+    target = Target.objects.create(name="cdp", kind="cdp", base_url="http://127.0.0.1:9/cdp", auth_kind="bearer",
+                                   secret_refs={"token": "${CDP_TOKEN}"})
+    messages = []
+    for index in range(3):
+        customer = make_customer(email=f"d{index}@example.com")
+        messages.append(OutboxMessage.objects.create(
+            target=target, customer=customer, version=1, status="dead", attempts=6, last_status=422,
+            last_error='{"error":"email rejected"}', next_attempt_at=timezone.now()))
+    return messages
+
+
+def staff(*perms):
+    user = User.objects.create_user("steward", password="pw-steward-1", is_staff=True)
+    for codename in ("view_outboxmessage", "view_deadletter", *perms):
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    return user
+
+
+def test_dead_letter_list_shows_status_error_and_attempts(client, dead_letters):
+    client.force_login(staff())
+    response = client.get(reverse("admin:targets_deadletter_changelist"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "email rejected" in body and "422" in body
+    assert body.count("email rejected") == 3  # one row per dead letter
+
+
+@pytest.mark.parametrize("action,perm,status", [
+    ("replay", "replay_outboxmessage", "pending"),
+    ("discard", "discard_outboxmessage", "discarded"),
+])
+def test_action_confirms_then_acts_with_permission(client, dead_letters, action, perm, status):
+    client.force_login(staff(perm))
+    url = reverse("admin:targets_deadletter_changelist")
+    ids = [str(m.pk) for m in dead_letters[:2]]
+
+    confirm = client.post(url, {"action": action, "_selected_action": ids})
+    assert confirm.status_code == 200
+    assert "2 message(s)" in confirm.content.decode()
+    assert OutboxMessage.objects.filter(status="dead").count() == 3  # nothing happened yet
+
+    done = client.post(url, {"action": action, "_selected_action": ids, "post": "yes"}, follow=True)
+    assert OutboxMessage.objects.filter(status=status).count() == 2
+    assert OutboxMessage.objects.filter(status="dead").count() == 1
+    assert any("2 dead letter(s)" in str(m) for m in done.context["messages"])
+    if action == "replay":
+        assert set(OutboxMessage.objects.filter(status="pending").values_list("attempts", flat=True)) == {0}
+
+
+@pytest.mark.parametrize("action", ["replay", "discard"])
+def test_action_without_permission_changes_nothing(client, dead_letters, action):
+    client.force_login(staff())
+    url = reverse("admin:targets_deadletter_changelist")
+    client.post(url, {"action": action, "_selected_action": [str(dead_letters[0].pk)], "post": "yes"})
+    assert OutboxMessage.objects.filter(status="dead").count() == 3
+
+
+def test_target_admin_shows_references_never_values(client, dead_letters, monkeypatch):
+    monkeypatch.setenv("CDP_TOKEN", "value-that-must-not-show")
+    user = User.objects.create_superuser("admin", password="pw-admin-1")
+    client.force_login(user)
+    target = Target.objects.get(name="cdp")
+    body = client.get(reverse("admin:targets_target_change", args=[target.pk])).content.decode()
+    assert "${CDP_TOKEN}" in body and "value-that-must-not-show" not in body
+    assert client.get(reverse("admin:targets_outboxmessage_changelist") + "?status=dead").status_code == 200
+    assert client.get(reverse("admin:targets_deliveryattempt_changelist")).status_code == 200
+    assert client.get(reverse("admin:targets_outboxmessage_add")).status_code == 403
