@@ -7,7 +7,7 @@ import shutil
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # The gateway is CPU-bound Python with short database round trips: a few sync
 # workers with threads keep both cores busy while commits wait on the database.
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
+workers = int(os.environ.get("WEB_CONCURRENCY", min(multiprocessing.cpu_count() * 2, 4)))
 threads = int(os.environ.get("WEB_THREADS", 4))
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("WEB_TIMEOUT", 30))
