@@ -47,13 +47,13 @@ def test_agrees_with_the_standardwebhooks_package_on_random_inputs():
     seed = random.randrange(2**32)
     print(f"seed={seed}")
     rng = random.Random(seed)
-    now = int(time.time())
     for _ in range(200):
+        now = int(time.time())
         secret = "whsec_" + base64.b64encode(rng.randbytes(rng.randint(16, 64))).decode()
         msg_id = "msg_" + "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=rng.randint(1, 30)))
         text = "".join(rng.choices('abc{}[]":, \u00e4\u20ac\U0001F600', k=rng.randint(0, 200)))
         body = text.encode("utf-8")
-        ts = now + rng.randint(-299, 299)
+        ts = now + rng.randint(-250, 250)  # the package reads its own clock, a moment later
         library = Webhook(secret)
         # library signs -> we verify
         signature = library.sign(msg_id, datetime.fromtimestamp(ts, tz=timezone.utc), text)
