@@ -1,3 +1,10 @@
-"""URLs of the canonical app."""
+"""URLs of the canonical app (mounted at /api/)."""
 
-urlpatterns = []
+from rest_framework.routers import SimpleRouter
+
+from .views import CustomerViewSet
+
+router = SimpleRouter()
+router.register("customers", CustomerViewSet, basename="customer")
+
+urlpatterns = router.urls
