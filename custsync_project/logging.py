@@ -82,7 +82,7 @@ def logging_config(*, fmt: str, level: str) -> dict:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
-            "django_q": {"level": env_level_for_django_q(level)},
+            "django-q": {"level": env_level_for_django_q(level)},
         },
     }
 
