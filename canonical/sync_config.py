@@ -36,10 +36,14 @@ def _parse(name: str, entry) -> tuple[str, list[str]]:
 
 
 def import_fields(config: dict) -> list[str]:
-    """Create or update the field rules named in `config["fields"]`; returns the rule fields written."""
+    """Create or update the field rules named in `config["fields"]`; returns one summary line per rule.
+
+    An importer of `settings.SYNC_CONFIG_IMPORTERS`: `fn(config) -> list[str]`, raising
+    `SyncConfigError(path, message)` for invalid input (nothing is written then).
+    """
     section = config.get("fields")
     if section is None:
-        return []
+        return ["fields: no fields section; field rules left as they are"]
     if not isinstance(section, dict):
         raise SyncConfigError("fields", "must be an object keyed by field name")
     wanted: dict[str, tuple[str, list[str]]] = {}
@@ -52,7 +56,19 @@ def import_fields(config: dict) -> list[str]:
         parsed = _parse(name, section[name])
         for target in ALIASES.get(name, [name]):
             wanted[target] = parsed
+    lines = []
     with transaction.atomic():
-        for name, (strategy, sources) in wanted.items():
-            SourcePriorityRule.objects.update_or_create(field=name, defaults={"strategy": strategy, "sources": sources})
-    return sorted(wanted)
+        for name in sorted(wanted):
+            strategy, sources = wanted[name]
+            rule, created = SourcePriorityRule.objects.get_or_create(
+                field=name, defaults={"strategy": strategy, "sources": sources})
+            if created:
+                state = "created"
+            elif (rule.strategy, rule.sources) != (strategy, sources):
+                rule.strategy, rule.sources = strategy, sources
+                rule.save(update_fields=["strategy", "sources", "updated_at"])
+                state = "updated"
+            else:
+                state = "unchanged"
+            lines.append(f"fields.{name}: {strategy} [{', '.join(sources) or 'any source'}] ({state})")
+    return lines

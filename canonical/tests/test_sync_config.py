@@ -22,13 +22,20 @@ def test_import_is_idempotent_and_addresses_expand():
                          "addresses": {"strategy": "last_write_wins", "sources": ["shop"]},
                          "addresses.billing": {"sources": ["erp"]},
                          "marketing_opt_in": {"strategy": "last_write_wins", "sources": ["cmp"]}}}
-    assert import_fields(config) == ["addresses.billing", "addresses.shipping", "email", "marketing_opt_in"]
+    lines = import_fields(config)
+    assert lines == [
+        "fields.addresses.billing: source_priority [erp] (updated)",
+        "fields.addresses.shipping: last_write_wins [shop] (updated)",
+        "fields.email: source_priority [crm, shop, support] (unchanged)",
+        "fields.marketing_opt_in: last_write_wins [cmp] (unchanged)",
+    ]
     first = rules()
-    assert import_fields(config) == ["addresses.billing", "addresses.shipping", "email", "marketing_opt_in"]
+    assert all(line.endswith("(unchanged)") for line in import_fields(config))
     assert rules() == first
     assert first["addresses.shipping"] == ("last_write_wins", ["shop"])
     assert first["addresses.billing"] == ("source_priority", ["erp"])
-    assert import_fields({}) == []
+    assert import_fields({}) == ["fields: no fields section; field rules left as they are"]
+    assert rules() == first
 
 
 @pytest.mark.parametrize("fields, path", [
