@@ -197,6 +197,7 @@ SPECTACULAR_SETTINGS.update({
 # Each app contributes the sections of the sync config it owns; see `import_sync_config`.
 SYNC_CONFIG_IMPORTERS = [
     "webhooks.sync_config.import_sources",
+    "canonical.sync_config.import_fields",
 ]
 
 # Periodic tasks, created by `manage.py setup_schedules` (idempotent).
