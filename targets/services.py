@@ -399,7 +399,8 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
             time.sleep(wait)
             continue
         message = outbox_message_claim(target=target, owner=owner)
-        if message is None:
+        if message is None:  # another worker took it (skip-locked): do not spin
+            time.sleep(0.05)
             continue
         stats[outbox_message_deliver(message=message, owner=owner, adapter=adapter, rng=rng)] += 1
     return stats
