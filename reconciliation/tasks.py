@@ -1,0 +1,25 @@
+"""django-q2 tasks: thin wrappers over services; safe to run twice (the run lock)."""
+
+import logging
+
+from django.conf import settings
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+def reconcile_nightly() -> dict:
+    """The nightly schedule: every enabled target; fixes only when `settings.RECONCILE_FIX` is true.
+
+    Two of these running at once (two clusters, a slow night) cannot overlap on a
+    target: the second finds the first's running run and skips that target.
+    """
+    fix = bool(getattr(settings, "RECONCILE_FIX", False))
+    outcomes = services.reconcile_targets(fix=fix, trigger="schedule")
+    summary = {"fix": fix, "runs": [o.as_json() for o in outcomes]}
+    for outcome in outcomes:
+        log = logger.warning if outcome.status == "failed" else logger.info
+        log("nightly reconciliation of %s: %s (fix %s) %s", outcome.target, outcome.status,
+            "on" if fix else "off", outcome.error or outcome.note or outcome.counts)
+    return summary

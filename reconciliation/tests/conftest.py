@@ -1,0 +1,1 @@
+from targets.tests.support import qcluster, sandbox, target_env  # noqa: F401
