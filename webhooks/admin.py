@@ -60,6 +60,7 @@ class InboxEventAdmin(admin.ModelAdmin):
     search_help_text = "Exact event id, or part of the email in the payload (data.email / data.contact.email)."
     actions = ["replay"]
     show_full_result_count = False
+    change_form_template = "admin/webhooks/inboxevent/change_form.html"
     fields = ("source", "event_id", "event_id_provided", "type", "schema_version", "occurred_at",
               "received_at", "status", "attempts", "processed_at", "last_error_display", "problems_display",
               "lease_owner", "lease_expires_at", "customer", "payload_pretty")
@@ -116,6 +117,37 @@ class InboxEventAdmin(admin.ModelAdmin):
     def last_error_display(self, obj):
         return format_html("<pre style=\"white-space: pre-wrap\">{}</pre>", obj.last_error) if obj.last_error else "-"
 
+    def get_urls(self):
+        from django.urls import path
+
+        urls = [path("<path:object_id>/replay/", self.admin_site.admin_view(self.replay_view),
+                     name="webhooks_inboxevent_replay")]
+        return urls + super().get_urls()
+
+    def _replay_confirmation(self, request, *, failed, count, skipped, selected=None, obj=None):
+        return TemplateResponse(request, "admin/webhooks/inboxevent/replay_confirmation.html", {
+            **self.admin_site.each_context(request),
+            "title": "Replay failed events?" if obj is None else f"Replay event {obj.event_id}?",
+            "opts": self.model._meta,
+            "events": failed.select_related("source").only("id", "event_id", "type", "source__name")[:100],
+            "count": count,
+            "skipped": skipped,
+            "object": obj,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "selected": selected or [],
+            "media": self.media,
+        })
+
+    def _replay(self, request, failed, skipped: int = 0) -> int:
+        replayed = inbox_event_replay(event_ids=list(failed.values_list("pk", flat=True)))
+        for event in InboxEvent.objects.filter(pk__in=replayed).only("id", "event_id"):
+            self.log_change(request, event, "Replayed (status set back to received and enqueued).")
+        message = f"Replayed {len(replayed)} failed event(s)."
+        if skipped:
+            message += f" {skipped} selected event(s) had not failed and were left alone."
+        self.message_user(request, message, messages.SUCCESS)
+        return len(replayed)
+
     @admin.action(description="Replay selected failed events", permissions=["replay"])
     def replay(self, request, queryset):
         failed = queryset.filter(status=InboxEvent.Status.FAILED)
@@ -124,24 +156,35 @@ class InboxEventAdmin(admin.ModelAdmin):
         if count == 0:
             self.message_user(request, "None of the selected events has failed; nothing to replay.", messages.WARNING)
             return None
-        if count > 1 and not request.POST.get("post"):
-            return TemplateResponse(request, "admin/webhooks/inboxevent/replay_confirmation.html", {
-                **self.admin_site.each_context(request),
-                "title": "Replay failed events?",
-                "opts": self.model._meta,
-                "events": failed.select_related("source").only("id", "event_id", "type", "source__name")[:100],
-                "count": count,
-                "skipped": skipped,
-                "queryset": failed,
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
-                "media": self.media,
-            })
-        replayed = inbox_event_replay(event_ids=failed.values_list("pk", flat=True))
-        for event in InboxEvent.objects.filter(pk__in=replayed).only("id", "event_id"):
-            self.log_change(request, event, "Replayed (status set back to received and enqueued).")
-        message = f"Replayed {len(replayed)} failed event(s)."
-        if skipped:
-            message += f" {skipped} selected event(s) had not failed and were left alone."
-        self.message_user(request, message, messages.SUCCESS)
+        if request.POST.get("post") != "yes":
+            # Like delete_selected: say how many and what will happen, then act on the second POST.
+            return self._replay_confirmation(request, failed=failed, count=count, skipped=skipped,
+                                             selected=[str(pk) for pk in queryset.values_list("pk", flat=True)])
+        self._replay(request, failed, skipped)
         return None
+
+    def replay_view(self, request, object_id):
+        """The "Replay" button of a failed event's page: a confirmation (GET), then the replay (POST)."""
+        from django.contrib.admin.utils import unquote
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseRedirect
+        from django.urls import reverse
+
+        if not self.has_replay_permission(request):
+            raise PermissionDenied
+        event = self.get_object(request, unquote(object_id))
+        if event is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        failed = InboxEvent.objects.filter(pk=event.pk, status=InboxEvent.Status.FAILED)
+        back = HttpResponseRedirect(reverse("admin:webhooks_inboxevent_change", args=[event.pk]))
+        if not failed.exists():
+            self.message_user(request, "This event has not failed; nothing to replay.", messages.WARNING)
+            return back
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            self._replay(request, failed)
+            return back
+        return self._replay_confirmation(request, failed=failed, count=1, skipped=0, obj=event)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_replay": self.has_replay_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)

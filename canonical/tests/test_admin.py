@@ -59,7 +59,8 @@ def test_accept_action_needs_permission(conflict):
 
     User.objects.all().delete()
     allowed = staff("view_conflict", "resolve_conflict")
-    response = allowed.post("/admin/canonical/conflict/", data, follow=True)
+    assert "Accept incoming for 1 conflict(s)?" in allowed.post("/admin/canonical/conflict/", data).content.decode()
+    response = allowed.post("/admin/canonical/conflict/", {**data, "post": "yes"}, follow=True)
     assert "1 conflict(s) resolved" in response.content.decode()
     assert Customer.objects.get().email == "shop@example.com"
     conflict.refresh_from_db()

@@ -101,13 +101,14 @@ def test_replay_needs_the_permission(staff, shop, monkeypatch):
     failed = _event(shop, "evt_f", status="failed")
     response = staff.get(CHANGELIST)
     assert b"Replay selected failed events" not in response.content
-    _replay(staff, [failed])
+    _replay(staff, [failed], post="yes")
     failed.refresh_from_db()
     assert failed.status == "failed"
 
     staff.grant("replay_inboxevent")
     assert b"Replay selected failed events" in staff.get(CHANGELIST).content
-    response = _replay(staff, [failed])
+    assert "Replay 1 failed event?" in _replay(staff, [failed]).content.decode()  # asks first, even for one
+    response = _replay(staff, [failed], post="yes")
     assert "Replayed 1 failed event(s)." in response.content.decode()
     failed.refresh_from_db()
     assert failed.status == "received"

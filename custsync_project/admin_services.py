@@ -1,0 +1,51 @@
+"""Services behind admin buttons that span several apps (DESIGN.md: callers may use several apps)."""
+
+from typing import Iterable
+
+from django.db import transaction
+
+from canonical.changes import CustomerChange
+from canonical.models import Customer
+
+
+class AdminServiceError(Exception):
+    """A request from the admin that cannot be carried out (the message is shown to the user)."""
+
+
+def customer_resend(*, customer_ids: Iterable[int], user) -> dict:
+    """Send customers' current state to every enabled target again, even versions already acknowledged.
+
+    Active records are sent as upserts, tombstones (erased or merged away) as
+    deletes. One transaction: the outbox rows commit together and delivery is
+    kicked after commit. Returns {"customers": n, "messages": rows written}.
+    """
+    from targets.services import outbox_enqueue
+
+    if not user.has_perm("canonical.resend_customer"):
+        raise AdminServiceError("you do not have the permission to resend customers (canonical.resend_customer)")
+    with transaction.atomic():
+        customers = list(
+            Customer.objects.filter(pk__in=list(customer_ids)).select_for_update()
+            .only("id", "version", "deleted_at", "merged_into_id")
+        )
+        changes = [
+            CustomerChange(customer_id=c.pk, version=c.version,
+                           operation="delete" if c.is_deleted else "upsert",
+                           correlation_id=f"resend:{user.pk}")
+            for c in customers
+        ]
+        written = outbox_enqueue(changes=changes, resend=True)
+    return {"customers": len(customers), "messages": written}
+
+
+def conflict_decide(*, conflict_id: int, decision: str, user) -> int:
+    """A steward's decision on one conflict and the outbox rows it causes, in one transaction.
+
+    Returns the number of outbox rows written; raises `canonical.exceptions.CanonicalError`
+    (nothing written) when the conflict cannot be decided.
+    """
+    from canonical.services import conflict_resolve
+    from targets.services import outbox_enqueue
+
+    with transaction.atomic():
+        return outbox_enqueue(changes=conflict_resolve(conflict_id=conflict_id, decision=decision, user=user))
