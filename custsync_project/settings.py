@@ -198,10 +198,12 @@ SPECTACULAR_SETTINGS.update({
 SYNC_CONFIG_IMPORTERS = [
     "webhooks.sync_config.import_sources",
     "canonical.sync_config.import_fields",
+    "targets.sync_config.import_targets",
 ]
 
 # Periodic tasks, created by `manage.py setup_schedules` (idempotent).
 RECONCILE_CRON = env("RECONCILE_CRON", default="30 2 * * *")  # nightly, 02:30 UTC
 CUSTSYNC_SCHEDULES = [
     {"name": "inbox-sweep", "func": "custsync_project.pipeline.inbox_sweep", "schedule_type": "I", "minutes": 1},
+    {"name": "outbox-sweep", "func": "targets.tasks.outbox_sweep", "schedule_type": "I", "minutes": 1},
 ]

@@ -27,7 +27,7 @@ DEFAULT_MAPPINGS: dict[str, list[tuple[str, str]]] = {
         ("first_name", "firstName"),
         ("last_name", "lastName"),
         ("external_ids", "externalIds"),
-        ("id", "externalIds.custsync_id"),
+        ("custsync_id", "externalIds.custsync_id"),
     ],
     # Webhook subscribers get the export format (DESIGN.md export_customers).
     "webhook": [
@@ -42,6 +42,7 @@ DEFAULT_MAPPINGS: dict[str, list[tuple[str, str]]] = {
 CANONICAL_FIELDS = (
     "id", "version", "external_ids", "email", "phone", "first_name", "last_name", "locale", "addresses",
     "marketing_opt_in", "marketing_opt_in_at", "deleted", "updated_at", "last_source",
+    "custsync_id",  # the golden id as a string, as external ids are (the crm's externalIds.custsync_id)
 )
 
 
@@ -56,6 +57,8 @@ def _value(snapshot: dict[str, Any], canonical_field: str) -> Any:
         return {f"{system}_id": value for system, value in sorted((snapshot.get("external_ids") or {}).items())}
     if canonical_field.startswith("external_ids."):
         return (snapshot.get("external_ids") or {}).get(canonical_field.split(".", 1)[1])
+    if canonical_field == "custsync_id":
+        return str(snapshot["id"])
     return snapshot.get(canonical_field)
 
 
@@ -113,6 +116,8 @@ def record_to_canonical(*, mappings: Iterable[tuple[str, str]], record: dict[str
                 system = key[:-3] if key.endswith("_id") else key
                 ids[system] = None if item is None else str(item)
             result["external_ids"] = ids
+        elif canonical_field == "custsync_id":
+            result["id"] = value
         elif canonical_field.startswith("external_ids."):
             result.setdefault("external_ids", {})[canonical_field.split(".", 1)[1]] = None if value is None else str(value)
         else:

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from canonical.models import Customer, TimeStampedModel
+from targets.validators import validate_http_url
 
 
 class TargetsError(Exception):
@@ -32,13 +33,13 @@ class Target(TimeStampedModel):
 
     name = models.SlugField(max_length=64, unique=True, help_text="Stable name, e.g. cdp, crm, n8n.")
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    base_url = models.URLField(max_length=500, help_text="API base URL; for webhook targets the URL events are posted to.")
+    base_url = models.CharField(max_length=500, validators=[validate_http_url], help_text="API base URL; for webhook targets the URL events are posted to.")
     auth_kind = models.CharField(max_length=24, choices=AuthKind.choices, default=AuthKind.NONE)
     secret_refs = models.JSONField(
         default=dict, blank=True,
         help_text='Environment references only, e.g. {"token": "${CDP_TOKEN}"}; keys: token, api_key, secret, client_secret.',
     )
-    oauth_token_url = models.URLField(max_length=500, blank=True, help_text="OAuth2 token endpoint (client credentials).")
+    oauth_token_url = models.CharField(max_length=500, blank=True, validators=[validate_http_url], help_text="OAuth2 token endpoint (client credentials).")
     oauth_client_id = models.CharField(
         max_length=200, blank=True, help_text="OAuth2 client id, a literal or a ${VAR} reference."
     )

@@ -12,6 +12,7 @@ the file are disabled, never deleted (their history stays).
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from custsync_project.config import SyncConfigError
@@ -54,6 +55,15 @@ def _reference(section: dict, key: str, path: str) -> str:
         # Never echo the value: it may be a pasted secret.
         raise SyncConfigError(f"{path}.{key}", "must be an environment reference like ${NAME}, not a literal value")
     return value
+
+
+def _full_clean(target: Target, name: str) -> None:
+    """Model validation as a SyncConfigError naming the target and the field."""
+    try:
+        target.full_clean()
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise SyncConfigError(f"targets.{name}.{field}", "; ".join(messages)) from None
 
 
 def _url(value: Any, path: str) -> str:
@@ -160,7 +170,7 @@ def import_targets(config: dict) -> list[str]:
             target = Target.objects.filter(name=name).first()
             if target is None:
                 target = Target(name=name, **fields)
-                target.full_clean()
+                _full_clean(target, name)
                 target.save()
                 lines.append(f"target {name}: created ({fields['kind']}, {fields['auth_kind']})")
             else:
@@ -168,7 +178,7 @@ def import_targets(config: dict) -> list[str]:
                 if changed:
                     for key in changed:
                         setattr(target, key, fields[key])
-                    target.full_clean()
+                    _full_clean(target, name)
                     target.save()
                     lines.append(f"target {name}: updated ({', '.join(sorted(changed))})")
                 else:

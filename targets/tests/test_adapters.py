@@ -76,7 +76,7 @@ def test_crm_put_and_delete_exact_requests(sandbox):
     assert (put["method"], put["path"], put["auth"], put["auth_ok"]) == ("PUT", "/crm/v1/contacts", "apikey", True)
     assert put["body"] == {
         "email": "max@example.com", "phone": "+4915123456789", "firstName": "Max", "lastName": "Mustermann",
-        "externalIds": {"shop_id": "9981", "custsync_id": customer.pk},
+        "externalIds": {"shop_id": "9981", "custsync_id": str(customer.pk)},
     }
     assert (delete["method"], delete["path"]) == ("DELETE", f"/crm/v1/contacts/{customer.pk}")
     assert delete["idempotency_key"] == idempotency_key(target_name="crm", customer_id=customer.pk, version=3,

@@ -178,7 +178,7 @@ def test_end_to_end_through_a_real_qcluster(sandbox, qcluster):
     cdp_record = sandbox.state.record("cdp", customer.pk)
     assert cdp_record["profile"] == {"first_name": "Maximilian", "last_name": "Mustermann"}
     assert cdp_record["external_ids"] == {"shop_id": "9981"} and cdp_record["meta"]["version"] == 2
-    assert sandbox.state.record("crm", customer.pk)["externalIds"] == {"shop_id": "9981", "custsync_id": customer.pk}
+    assert sandbox.state.record("crm", customer.pk)["externalIds"] == {"shop_id": "9981", "custsync_id": str(customer.pk)}
     [event] = sandbox.state.webhook_events
     assert event["event"]["type"] == "customer.changed" and event["event"]["data"]["first_name"] == "Maximilian"
     for system in ("cdp", "crm", "webhook"):
