@@ -23,3 +23,9 @@ def reconcile_nightly() -> dict:
         log("nightly reconciliation of %s: %s (fix %s) %s", outcome.target, outcome.status,
             "on" if fix else "off", outcome.error or outcome.note or outcome.counts)
     return summary
+
+
+def schedule_spec() -> dict:
+    """The entry for `settings.CUSTSYNC_SCHEDULES` (nightly at `RECONCILE_CRON`, default 02:30 UTC)."""
+    return {"name": "reconcile-nightly", "func": "reconciliation.tasks.reconcile_nightly", "schedule_type": "C",
+            "cron": getattr(settings, "RECONCILE_CRON", "30 2 * * *")}
