@@ -27,6 +27,8 @@ from django.utils import timezone
 from canonical.changes import CustomerChange
 from canonical.models import Customer
 from canonical.selectors import customer_snapshot
+from custsync_project import metrics
+from custsync_project.logging import correlation
 from custsync_project.secrets import SecretReferenceError
 
 from .adapters import TargetAdapter, adapter_for
@@ -395,6 +397,7 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
                 break
             stats["rate_limit_waits"] += 1
             rate_limit_wait_record(target_id=target_id)
+            metrics.rate_limit_waited(target=target.name)
             logger.debug("target %s: rate-limit wait %.3f s", target.name, wait)
             time.sleep(wait)
             continue
@@ -402,7 +405,11 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
         if message is None:  # another worker took it (skip-locked): do not spin
             time.sleep(0.05)
             continue
-        stats[outbox_message_deliver(message=message, owner=owner, adapter=adapter, rng=rng)] += 1
+        with correlation(message.correlation_id):
+            started = time.monotonic()
+            outcome = outbox_message_deliver(message=message, owner=owner, adapter=adapter, rng=rng)
+            metrics.delivery_recorded(target=target.name, outcome=outcome, seconds=time.monotonic() - started)
+        stats[outcome] += 1
     return stats
 
 
