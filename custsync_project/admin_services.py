@@ -3,6 +3,7 @@
 from typing import Iterable
 
 from django.db import transaction
+from django.db.models import F
 
 from canonical.changes import CustomerChange
 from canonical.models import Customer
@@ -16,20 +17,22 @@ def customer_resend(*, customer_ids: Iterable[int], user) -> dict:
     """Send customers' current state to every enabled target again, even versions already acknowledged.
 
     Active records are sent as upserts, tombstones (erased or merged away) as
-    deletes. One transaction: the outbox rows commit together and delivery is
-    kicked after commit. Returns {"customers": n, "messages": rows written}.
+    deletes. The golden version is bumped by one first (no data change), as
+    reconciliation fixes do: the same version would travel with the same
+    Idempotency-Key, and a target that honours keys would answer from its
+    cache and apply nothing. One transaction, customers locked in id order
+    like canonical's services; delivery is kicked after commit.
+    Returns {"customers": n, "messages": outbox rows written}.
     """
     from targets.services import outbox_enqueue
 
     if not user.has_perm("canonical.resend_customer"):
         raise AdminServiceError("you do not have the permission to resend customers (canonical.resend_customer)")
     with transaction.atomic():
-        customers = list(
-            Customer.objects.filter(pk__in=list(customer_ids)).select_for_update()
-            .only("id", "version", "deleted_at", "merged_into_id")
-        )
+        customers = list(Customer.objects.select_for_update().filter(pk__in=list(customer_ids)).order_by("pk"))
+        Customer.objects.filter(pk__in=[c.pk for c in customers]).update(version=F("version") + 1)
         changes = [
-            CustomerChange(customer_id=c.pk, version=c.version,
+            CustomerChange(customer_id=c.pk, version=c.version + 1,
                            operation="delete" if c.is_deleted else "upsert",
                            correlation_id=f"resend:{user.pk}")
             for c in customers
