@@ -4,6 +4,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import LimitOffsetPagination
 
 from . import normalizers
 from .models import Customer
@@ -19,8 +20,17 @@ FILTERS = [
 ]
 
 
+class CustomerPagination(LimitOffsetPagination):
+    # Bounded: one request cannot ask for the whole table, nor a LIMIT beyond bigint (a 500 on PostgreSQL).
+    max_limit = 500
+
+
 def _filters(params) -> dict:
     filters = {}
+    for name in ("email", "phone", "region", "external_id"):
+        # PostgreSQL refuses NUL in a text parameter: a 400 here, not a 500 in the query.
+        if "\x00" in params.get(name, ""):
+            raise ValidationError({name: "must not contain NUL characters"})
     if "email" in params:
         filters["email"] = params["email"].strip().lower()
     if "phone" in params:
@@ -43,6 +53,7 @@ def _filters(params) -> dict:
 )
 class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CustomerSerializer
+    pagination_class = CustomerPagination
 
     def get_serializer_class(self):
         return CustomerDetailSerializer if self.action == "retrieve" else CustomerSerializer
