@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import BasePermission, IsAuthenticated
 
 from . import normalizers
 from .models import Customer
@@ -18,6 +19,13 @@ FILTERS = [
     OpenApiParameter("region", OpenApiTypes.STR, description="Region for a national `phone`, e.g. DE."),
     OpenApiParameter("external_id", OpenApiTypes.STR, description="`system:value`, e.g. `shop:9981`."),
 ]
+
+
+class CanViewCustomers(BasePermission):
+    """Golden records are personal data: the same permission as the admin's customer pages."""
+
+    def has_permission(self, request, view):
+        return request.user.has_perm("canonical.view_customer")
 
 
 class CustomerPagination(LimitOffsetPagination):
@@ -53,6 +61,7 @@ def _filters(params) -> dict:
 )
 class CustomerViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = CustomerSerializer
+    permission_classes = [IsAuthenticated, CanViewCustomers]
     pagination_class = CustomerPagination
 
     def get_serializer_class(self):

@@ -1,7 +1,7 @@
 """GET /api/customers/ and /api/customers/{id}/: filters, provenance, auth, OpenAPI."""
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -12,9 +12,16 @@ pytestmark = pytest.mark.django_db
 PHONE = "+4915123456789"
 
 
+def reader(username: str, **kwargs) -> User:
+    """A user allowed to read golden records (the API asks for canonical.view_customer)."""
+    user = User.objects.create_user(username, **kwargs)
+    user.user_permissions.add(Permission.objects.get(codename="view_customer", content_type__app_label="canonical"))
+    return user
+
+
 @pytest.fixture
 def client():
-    user = User.objects.create_user("reader", password="x")
+    user = reader("reader", password="x")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return api
@@ -39,10 +46,14 @@ def test_requires_credentials(people):
     bad = APIClient()
     bad.credentials(HTTP_AUTHORIZATION="Token nope")
     assert bad.get("/api/customers/").status_code == 401
+    # logged in is not enough: golden records need the same permission as the admin's customer pages
+    anyone = APIClient()
+    anyone.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=User.objects.create_user('x')).key}")
+    assert anyone.get("/api/customers/").status_code == 403
 
 
 def test_session_auth_works(people):
-    User.objects.create_user("staff", password="pw")
+    reader("staff", password="pw")
     api = APIClient()
     assert api.login(username="staff", password="pw")
     assert ids(api.get("/api/customers/")) == list(people)
