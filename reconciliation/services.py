@@ -475,7 +475,7 @@ def _run_fix(*, run: ReconciliationRun) -> FixResult:
         total.queued += result.queued
         total.fixed += result.fixed
         total.skipped.update(result.skipped)
-    ReconciliationRun.objects.filter(pk=run.pk).update(fixed=True, fixed_count=F("fixed_count") + total.queued)
+    ReconciliationRun.objects.filter(pk=run.pk).update(fixed=True)
     return total
 
 
@@ -515,6 +515,7 @@ def _fix_chunk(*, ids: list[int], result: FixResult) -> None:
     }
     now = timezone.now()
     queued_targets: set[int] = set()
+    queued_per_run: Counter = Counter()
     for item in items:
         reason = _not_fixable(item, customers)
         if reason:
@@ -528,10 +529,14 @@ def _fix_chunk(*, ids: list[int], result: FixResult) -> None:
             customer.version += 1
         change = CustomerChange(customer_id=customer.pk, version=customer.version, operation=operation,
                                 correlation_id=f"reconcile:{item.run_id}")
-        result.queued += _outbox_enqueue_for_target(target_id=target.pk, changes=[change])
+        written = _outbox_enqueue_for_target(target_id=target.pk, changes=[change])
+        result.queued += written
+        queued_per_run[item.run_id] += written
         queued_targets.add(target.pk)
         Discrepancy.objects.filter(pk=item.pk).update(fixed_at=now, fix_note=f"queued {operation} v{customer.version}")
         result.fixed += 1
+    for run_id, written in queued_per_run.items():
+        ReconciliationRun.objects.filter(pk=run_id).update(fixed=True, fixed_count=F("fixed_count") + written)
     if queued_targets:
         from targets.services import pump_kick
 
