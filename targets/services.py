@@ -224,9 +224,10 @@ def target_pump(*, target_id: int, budget_seconds: float = PUMP_BUDGET_SECONDS) 
 def outbox_sweep() -> dict:
     """Kick every target with due or lease-expired messages (their task may have been lost)."""
     now = timezone.now()
+    # order_by(): the model's default ordering (-id) would make DISTINCT per row, one "target" per message.
     target_ids = list(
         OutboxMessage.objects.filter(status__in=ACTIVE, next_attempt_at__lte=now, target__enabled=True)
-        .values_list("target_id", flat=True).distinct()
+        .order_by().values_list("target_id", flat=True).distinct()
     )
     return {"targets": len(target_ids), "kicked": pump_kick(target_ids=target_ids)}
 

@@ -17,7 +17,8 @@ from targets.adapters import adapter_for
 from targets.delivery import MAX_RETRY_AFTER_SECONDS, parse_retry_after, retry_delay
 from targets.models import DeliveredState, DeliveryAttempt, OutboxMessage
 from targets.services import (
-    dead_letter_replay, outbox_deliver_due, outbox_enqueue, outbox_message_claim, outbox_message_deliver, worker_id,
+    dead_letter_replay, outbox_deliver_due, outbox_enqueue, outbox_message_claim, outbox_message_deliver, outbox_sweep,
+    worker_id,
 )
 
 from .support import make_customer, make_target, sandbox, target_env, wait_until  # noqa: F401
@@ -390,3 +391,17 @@ def test_enqueue_rolls_back_with_the_caller(sandbox):
             outbox_enqueue(changes=[CustomerChange(customer.pk, 1, "upsert", "e")])
             raise RuntimeError("golden change failed")
     assert OutboxMessage.objects.count() == 0
+
+
+def test_sweep_kicks_each_target_once_however_many_messages_are_due(sandbox):
+    # given two targets with many due messages (found by the scale-out test: one "target" per message)
+    make_target(sandbox, "cdp")
+    make_target(sandbox, "crm")
+    for index in range(5):
+        enqueue(make_customer(email=f"s{index}@example.com"))
+    assert OutboxMessage.objects.count() == 10
+    # when
+    result = outbox_sweep()
+    # then: two targets, one pump task each
+    assert result["targets"] == 2
+    assert result["kicked"] <= 2
