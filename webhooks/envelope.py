@@ -193,7 +193,11 @@ def _parse_occurred_at(value: object) -> datetime:
         raise _bad_request(message) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise _bad_request(message)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min once in UTC
+        raise _bad_request("field 'occurred_at' is out of range once converted to UTC") from None
 
 
 def entity_id_get(*, source: str, schema_version: int, data: dict) -> str:
