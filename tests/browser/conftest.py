@@ -114,3 +114,14 @@ class Admin:
 @pytest.fixture
 def admin_ui(browser, live_server):
     return Admin(browser, live_server.url)
+
+
+@pytest.fixture(autouse=True)
+def default_field_rules(transactional_db):
+    """Transactional tests flush the tables after each test, including the default field rules that
+    canonical's data migration created: put them back so every browser test starts from the same rules."""
+    from canonical.defaults import DEFAULT_RULES
+    from canonical.models import SourcePriorityRule
+
+    for field, (strategy, sources) in DEFAULT_RULES.items():
+        SourcePriorityRule.objects.get_or_create(field=field, defaults={"strategy": strategy, "sources": sources})

@@ -108,7 +108,7 @@ def test_screenshots(admin_ui, tmp_path, monkeypatch):
     admin_ui.open(f"/admin/reconciliation/discrepancy/?run__id__exact={run.pk}", "#result_list")
     admin_ui.screenshot(out / "reconciliation-discrepancies.png")
     admin_ui.open("/admin/canonical/customer/", "#result_list")
-    admin_ui.click('#result_list a[href$="/1/change/"]')
+    admin_ui.click(f'#result_list a[href$="/{conflict.customer_id}/change/"]')
     admin_ui.visible("table.golden-record")
     admin_ui.screenshot(out / "customer.png")
     for name in ("dashboard", "conflict", "reconciliation-report", "reconciliation-discrepancies", "customer"):
