@@ -7,9 +7,10 @@ without being sent, and a crash anywhere leaves nothing half-written.
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -324,4 +325,23 @@ def conflict_resolve(*, conflict_id: int, decision: str, user) -> list[CustomerC
                        else Conflict.Status.KEPT_CURRENT)
     conflict.resolved_by, conflict.resolved_at = user, timezone.now()
     conflict.save(update_fields=["status", "resolved_by", "resolved_at", "updated_at"])
+    return changes
+
+
+def customer_versions_bump(*, customer_ids: Iterable[int], correlation_id: str) -> list[CustomerChange]:
+    """A new golden version without a data change, for a forced resend (admin "resend", reconciliation fix).
+
+    The same version travels with the same Idempotency-Key, and a target that
+    honours keys answers from its cache and applies nothing; a new version makes
+    the resend a new request. Customers are locked in id order like every other
+    write here. Call inside the caller's transaction; returns the changes to enqueue.
+    """
+    _require_atomic("customer_versions_bump")
+    changes = []
+    for customer in Customer.objects.select_for_update().filter(pk__in=list(customer_ids)).order_by("pk"):
+        Customer.objects.filter(pk=customer.pk).update(version=F("version") + 1)
+        changes.append(CustomerChange(
+            customer_id=customer.pk, version=customer.version + 1,
+            operation="delete" if customer.is_deleted else "upsert", correlation_id=correlation_id,
+        ))
     return changes

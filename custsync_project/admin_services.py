@@ -3,10 +3,7 @@
 from typing import Iterable
 
 from django.db import transaction
-from django.db.models import F
 
-from canonical.changes import CustomerChange
-from canonical.models import Customer
 
 
 class AdminServiceError(Exception):
@@ -24,21 +21,15 @@ def customer_resend(*, customer_ids: Iterable[int], user) -> dict:
     like canonical's services; delivery is kicked after commit.
     Returns {"customers": n, "messages": outbox rows written}.
     """
+    from canonical.services import customer_versions_bump
     from targets.services import outbox_enqueue
 
     if not user.has_perm("canonical.resend_customer"):
         raise AdminServiceError("you do not have the permission to resend customers (canonical.resend_customer)")
     with transaction.atomic():
-        customers = list(Customer.objects.select_for_update().filter(pk__in=list(customer_ids)).order_by("pk"))
-        Customer.objects.filter(pk__in=[c.pk for c in customers]).update(version=F("version") + 1)
-        changes = [
-            CustomerChange(customer_id=c.pk, version=c.version + 1,
-                           operation="delete" if c.is_deleted else "upsert",
-                           correlation_id=f"resend:{user.pk}")
-            for c in customers
-        ]
+        changes = customer_versions_bump(customer_ids=customer_ids, correlation_id=f"resend:{user.pk}")
         written = outbox_enqueue(changes=changes, resend=True)
-    return {"customers": len(customers), "messages": written}
+    return {"customers": len(changes), "messages": written}
 
 
 def conflict_decide(*, conflict_id: int, decision: str, user) -> int:

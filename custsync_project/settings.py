@@ -206,4 +206,9 @@ RECONCILE_CRON = env("RECONCILE_CRON", default="30 2 * * *")  # nightly, 02:30 U
 CUSTSYNC_SCHEDULES = [
     {"name": "inbox-sweep", "func": "custsync_project.pipeline.inbox_sweep", "schedule_type": "I", "minutes": 1},
     {"name": "outbox-sweep", "func": "targets.tasks.outbox_sweep", "schedule_type": "I", "minutes": 1},
+    {"name": "reconcile-nightly", "func": "reconciliation.tasks.reconcile_nightly", "schedule_type": "C",
+     "cron": RECONCILE_CRON},
 ]
+# The nightly run reports; with RECONCILE_FIX it also queues the fixes.
+RECONCILE_FIX = env.bool("RECONCILE_FIX", default=False)
+RECONCILE_KEEP_RUNS = env.int("RECONCILE_KEEP_RUNS", default=30)

@@ -21,14 +21,12 @@ A dry run takes no lock and stores nothing (its scratch rows are deleted).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 from typing import Any, Callable, Iterable
 
 from django.conf import settings
@@ -39,8 +37,10 @@ from django.utils import timezone
 from canonical.changes import CustomerChange
 from canonical.models import Customer
 from canonical.selectors import customer_snapshot
+from canonical.services import customer_versions_bump
 from targets.adapters import adapter_for
 from targets.models import DeliveredState, OutboxMessage, Target
+from targets.services import outbox_enqueue
 
 from .compare import (
     comparable, compared_fields, differing_fields, drift_sub_class, normalize_value, record_sub_class, value_excerpt,
@@ -514,7 +514,6 @@ def _fix_chunk(*, ids: list[int], result: FixResult) -> None:
                                                target_id__in={d.run.target_id for d in items})
     }
     now = timezone.now()
-    queued_targets: set[int] = set()
     queued_per_run: Counter = Counter()
     for item in items:
         reason = _not_fixable(item, customers)
@@ -524,23 +523,21 @@ def _fix_chunk(*, ids: list[int], result: FixResult) -> None:
         customer, target = customers[item.customer_id], item.run.target
         operation = OutboxMessage.Operation.DELETE if customer.is_deleted else OutboxMessage.Operation.UPSERT
         state = states.get((target.pk, customer.pk))
+        correlation_id = f"reconcile:{item.run_id}"
         if state is not None and state.version == customer.version and state.operation == operation:
-            Customer.objects.filter(pk=customer.pk).update(version=F("version") + 1)
-            customer.version += 1
-        change = CustomerChange(customer_id=customer.pk, version=customer.version, operation=operation,
-                                correlation_id=f"reconcile:{item.run_id}")
-        written = _outbox_enqueue_for_target(target_id=target.pk, changes=[change])
+            # The target acknowledged this version already: resend it as a new one (new Idempotency-Key).
+            [change] = customer_versions_bump(customer_ids=[customer.pk], correlation_id=correlation_id)
+            customer.version = change.version
+        else:
+            change = CustomerChange(customer_id=customer.pk, version=customer.version, operation=operation,
+                                    correlation_id=correlation_id)
+        written = outbox_enqueue(changes=[change], resend=True, target_ids=[target.pk])
         result.queued += written
         queued_per_run[item.run_id] += written
-        queued_targets.add(target.pk)
         Discrepancy.objects.filter(pk=item.pk).update(fixed_at=now, fix_note=f"queued {operation} v{customer.version}")
         result.fixed += 1
     for run_id, written in queued_per_run.items():
         ReconciliationRun.objects.filter(pk=run_id).update(fixed=True, fixed_count=F("fixed_count") + written)
-    if queued_targets:
-        from targets.services import pump_kick
-
-        transaction.on_commit(partial(pump_kick, target_ids=sorted(queued_targets)))
 
 
 def _not_fixable(item: Discrepancy, customers: dict[int, Customer]) -> str:
@@ -556,19 +553,3 @@ def _not_fixable(item: Discrepancy, customers: dict[int, Customer]) -> str:
         return "target disabled"
     return ""
 
-
-def _outbox_enqueue_for_target(*, target_id: int, changes: list[CustomerChange]) -> int:
-    """A forced (re)send to ONE target. `outbox_enqueue` writes for every enabled target, which
-    would re-send a fix for cdp to the crm and every webhook subscriber too; use its
-    `target_ids` parameter when the targets app offers one, else its per-target row writer."""
-    from targets import services as target_services
-
-    if "target_ids" in inspect.signature(target_services.outbox_enqueue).parameters:
-        return target_services.outbox_enqueue(changes=changes, resend=True, target_ids=[target_id])
-    written = 0
-    for change in changes:
-        written += target_services._outbox_row_write(  # noqa: SLF001 - see the docstring and the report
-            target_id=target_id, customer_id=change.customer_id, version=change.version,
-            operation=change.operation, correlation_id=change.correlation_id, resend=True,
-        )
-    return written

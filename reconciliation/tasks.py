@@ -26,6 +26,5 @@ def reconcile_nightly() -> dict:
 
 
 def schedule_spec() -> dict:
-    """The entry for `settings.CUSTSYNC_SCHEDULES` (nightly at `RECONCILE_CRON`, default 02:30 UTC)."""
-    return {"name": "reconcile-nightly", "func": "reconciliation.tasks.reconcile_nightly", "schedule_type": "C",
-            "cron": getattr(settings, "RECONCILE_CRON", "30 2 * * *")}
+    """Our entry of `settings.CUSTSYNC_SCHEDULES` (nightly at `RECONCILE_CRON`, default 02:30 UTC)."""
+    return next(spec for spec in settings.CUSTSYNC_SCHEDULES if spec["name"] == "reconcile-nightly")
