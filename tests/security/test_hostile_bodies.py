@@ -228,3 +228,20 @@ def test_read_api_returns_hostile_values_as_json_data(processed_hostile):
     assert response["Content-Type"] == "application/json"
     assert response.json()["first_name"] == SCRIPT
     assert response.json()["last_name"] == PAYLOADS["last_name"]
+
+
+@pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00+02:34:48", "0001-01-01T00:00:00+00:01",
+                                         "9999-12-31T23:59:59-00:01", "9999-12-31T23:59:59.999999-23:59"])
+def test_occurred_at_that_overflows_in_utc_is_400_not_500(shop, post, occurred_at):
+    """Found by the fuzzer: astimezone(UTC) raised OverflowError (a 500) for the first/last day of the calendar."""
+    body = body_of(event(event_id="evt_overflow", occurred_at=occurred_at))
+    response = post(body, headers=hmac_headers(body))
+    assert response.status_code == 400
+    assert "occurred_at" in response.json()["error"]
+    assert not InboxEvent.objects.exists()
+
+
+@pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00-05:00", "9999-12-31T23:59:59Z"])
+def test_occurred_at_at_the_calendar_edges_in_utc_is_stored(shop, post, occurred_at):
+    body = body_of(event(event_id="evt_edge", occurred_at=occurred_at))
+    assert post(body, headers=hmac_headers(body)).status_code == 202
