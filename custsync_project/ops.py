@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import time
 
 from django.db import connection
@@ -48,6 +49,14 @@ def _check_broker() -> None:
         raise RuntimeError("broker did not answer")
 
 
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def _mask_credentials(text: str) -> str:
+    """`scheme://user:password@host` -> `scheme://***@host`."""
+    return _URL_CREDENTIALS.sub("***@", text)
+
+
 @require_GET
 def readyz(request):
     """Ready for traffic: database reachable, migrations applied, task broker reachable."""
@@ -59,8 +68,10 @@ def readyz(request):
             results[name] = "ok"
         except Exception as exc:  # noqa: BLE001 - report every failing dependency by name
             ready = False
-            results[name] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
-            logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
+            # Unauthenticated answer: the exception's type only (its text can name internal hosts or
+            # carry a URL with credentials); the log gets the text with URL credentials masked.
+            results[name] = f"error: {type(exc).__name__}"
+            logger.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, _mask_credentials(str(exc))[:200])
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": results}, status=200 if ready else 503)
 
 
