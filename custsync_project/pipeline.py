@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from canonical.events import IncomingEvent
@@ -40,10 +41,15 @@ SWEEP_AFTER_SECONDS = getattr(settings, "INBOX_SWEEP_AFTER_SECONDS", 60)
 Status = InboxEvent.Status
 
 
+# `lease_owner` of an event the sweeper re-enqueued: not a lease (any worker may claim it), but a
+# note of when the sweeper may enqueue it again (`lease_expires_at`).
+SWEPT = "sweeper"
+
+
 def _claimable(now):
     """Events a worker may take: never processed, and not leased by a live worker."""
-    return InboxEvent.objects.filter(status__in=[Status.RECEIVED, Status.PROCESSING]).exclude(
-        lease_expires_at__gt=now
+    return InboxEvent.objects.filter(status__in=[Status.RECEIVED, Status.PROCESSING]).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now) | Q(lease_owner=SWEPT)
     )
 
 
@@ -144,17 +150,32 @@ def inbox_event_process(event_pk: int) -> str:
 
 
 def inbox_sweep() -> int:
-    """Periodic: re-enqueue events whose task message was lost. Returns how many."""
+    """Periodic: re-enqueue events whose task message was lost. Returns how many.
+
+    An unfinished event may simply still be queued behind a backlog: re-enqueueing
+    every such event on every run would add the whole backlog to the queue once a
+    minute and make it worse (seen in the scale-out test: ~1,000 extra tasks per
+    sweep). So an event the sweeper re-enqueued is enqueued again only after
+    another span as long as its age (at least SWEEP_AFTER_SECONDS): a queued event
+    is re-sent O(log age) times, a lost one still comes back within its age.
+    Events whose worker died (expired lease) are re-enqueued at the next run.
+    """
     now = timezone.now()
     stale = now - timedelta(seconds=SWEEP_AFTER_SECONDS)
-    pks = list(
+    rows = list(
         _claimable(now)
         .filter(received_at__lt=stale)
+        .exclude(lease_owner=SWEPT, lease_expires_at__gt=now)
         .order_by("received_at")
-        .values_list("pk", flat=True)[:5000]
+        .values_list("pk", "received_at")[:5000]
     )
-    for pk in pks:
-        inbox_event_enqueue(event_id=pk)
-    if pks:
-        logger.info("inbox sweep re-enqueued %d events", len(pks))
-    return len(pks)
+    enqueued = 0
+    for pk, received_at in rows:
+        again = now + max(timedelta(seconds=SWEEP_AFTER_SECONDS), now - received_at)
+        # Conditional: an event a worker claimed since the SELECT keeps its lease and is not enqueued.
+        if _claimable(now).filter(pk=pk).update(lease_owner=SWEPT, lease_expires_at=again):
+            inbox_event_enqueue(event_id=pk)
+            enqueued += 1
+    if enqueued:
+        logger.info("inbox sweep re-enqueued %d events", enqueued)
+    return enqueued

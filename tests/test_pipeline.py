@@ -118,3 +118,45 @@ def test_sweeper_re_enqueues_events_whose_task_was_lost():
     assert pipeline.inbox_sweep() == 1
     assert OrmQ.objects.count() == 1
     assert fresh.pk != lost.pk
+
+
+def test_sweeper_does_not_re_enqueue_a_queued_backlog_on_every_run():
+    # given an event still waiting in the queue behind a backlog, 5 minutes old (found by the scale-out test:
+    # every sweep re-enqueued the whole backlog)
+    event = inbox_event_create(source=source_create(), data=SEED_DATA)
+    InboxEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=5))
+    OrmQ.objects.all().delete()
+    # when the sweeper runs twice in a row
+    assert pipeline.inbox_sweep() == 1
+    assert pipeline.inbox_sweep() == 0
+    # then it was enqueued once, and not again before a span as long as its age has passed
+    assert OrmQ.objects.count() == 1
+    marked = _reload(event)
+    assert marked.status == "received" and marked.lease_owner == pipeline.SWEPT
+    assert marked.lease_expires_at >= timezone.now() + timedelta(minutes=4)
+    InboxEvent.objects.filter(pk=event.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert pipeline.inbox_sweep() == 1
+
+
+def test_an_event_the_sweeper_re_enqueued_is_claimed_and_processed():
+    event = inbox_event_create(source=source_create(), data=SEED_DATA)
+    InboxEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=5))
+    assert pipeline.inbox_sweep() == 1
+    assert pipeline.inbox_event_process(event.pk) == "processed"
+    event = _reload(event)
+    assert event.status == "processed" and event.lease_owner == "" and event.attempts == 1
+    assert pipeline.inbox_sweep() == 0
+
+
+def test_sweeper_leaves_a_live_lease_alone_and_takes_an_expired_one_at_once():
+    source = source_create()
+    live = inbox_event_create(source=source, data=SEED_DATA)
+    dead = inbox_event_create(source=source, data=SEED_DATA)
+    old = timezone.now() - timedelta(minutes=5)
+    InboxEvent.objects.filter(pk=live.pk).update(received_at=old, status="processing", lease_owner="w1",
+                                                lease_expires_at=timezone.now() + timedelta(seconds=60))
+    InboxEvent.objects.filter(pk=dead.pk).update(received_at=old, status="processing", lease_owner="w2",
+                                                lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert pipeline.inbox_sweep() == 1
+    assert _reload(live).lease_owner == "w1"
+    assert _reload(dead).lease_owner == pipeline.SWEPT
