@@ -5,7 +5,6 @@ from typing import Iterable
 from django.db import transaction
 
 
-
 class AdminServiceError(Exception):
     """A request from the admin that cannot be carried out (the message is shown to the user)."""
 
@@ -14,11 +13,10 @@ def customer_resend(*, customer_ids: Iterable[int], user) -> dict:
     """Send customers' current state to every enabled target again, even versions already acknowledged.
 
     Active records are sent as upserts, tombstones (erased or merged away) as
-    deletes. The golden version is bumped by one first (no data change), as
-    reconciliation fixes do: the same version would travel with the same
+    deletes. The golden version is bumped by one first (no data change,
+    `canonical.services.customer_versions_bump`), as reconciliation fixes do: the same version would travel with the same
     Idempotency-Key, and a target that honours keys would answer from its
-    cache and apply nothing. One transaction, customers locked in id order
-    like canonical's services; delivery is kicked after commit.
+    cache and apply nothing. One transaction; delivery is kicked after commit.
     Returns {"customers": n, "messages": outbox rows written}.
     """
     from canonical.services import customer_versions_bump
