@@ -269,6 +269,7 @@ class _Result:
     retryable: bool
     retry_after: float | None
     latency_ms: int
+    timed_out: bool = False  # the request was sent and may still land late
 
 
 def _send(adapter: TargetAdapter, call, *, key: str, correlation_id: str, version: int, operation: str) -> _Result:
@@ -280,8 +281,9 @@ def _send(adapter: TargetAdapter, call, *, key: str, correlation_id: str, versio
         return _Result(None, str(exc), False, None, elapsed())
     except TargetAuthError as exc:
         return _Result(exc.status, str(exc), exc.retryable, None, elapsed())
-    except requests.Timeout:
-        return _Result(None, f"timeout after {adapter.target.timeout_seconds:g} s", True, None, elapsed())
+    except requests.Timeout as exc:
+        return _Result(None, f"timeout after {adapter.target.timeout_seconds:g} s", True, None, elapsed(),
+                       timed_out=not isinstance(exc, requests.ConnectTimeout))
     except requests.ConnectionError as exc:
         return _Result(None, f"connection error: {type(exc).__name__}", True, None, elapsed())
     except requests.RequestException as exc:
@@ -353,8 +355,13 @@ def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: Targe
             else:
                 outcome = DeliveryAttempt.Outcome.LOST
         elif result.retryable and message.attempts <= target.max_retries:
+            retry_after = result.retry_after
+            if result.timed_out:
+                # The timed-out request may still land; the next send (perhaps of a newer version) must not
+                # overtake it: wait until it is as old as a lease assumes any request can get (lease_seconds).
+                retry_after = max(retry_after or 0.0, lease_seconds(target) - target.timeout_seconds)
             delay = retry_delay(attempts=message.attempts, backoff_seconds=target.backoff_seconds,
-                                retry_after=result.retry_after, rng=rng)
+                                retry_after=retry_after, rng=rng)
             done = fence.update(status=Status.PENDING, next_attempt_at=now + timedelta(seconds=delay),
                                 last_error=result.error, sent_version=version, **release)
             outcome = DeliveryAttempt.Outcome.RETRY if done else DeliveryAttempt.Outcome.LOST

@@ -72,8 +72,10 @@ def test_timeout_is_retried_and_the_late_effect_is_not_duplicated(sandbox):
     deliver(target)
     message = message_of(target)
     assert message.status == "pending" and "timeout" in message.last_error and message.last_status is None
+    # a timed-out request may still land: the retry waits until it cannot overtake it (lease window)
+    assert (message.next_attempt_at - message.updated_at).total_seconds() >= 5.0
 
-    deliver(target, wait=True)
+    deliver(target, seconds=10, wait=True)
     message.refresh_from_db()
     assert message.status == "delivered"
     # The hung request finishes later and applies with the same key: still one effect.
@@ -405,3 +407,23 @@ def test_sweep_kicks_each_target_once_however_many_messages_are_due(sandbox):
     # then: two targets, one pump task each
     assert result["targets"] == 2
     assert result["kicked"] <= 2
+
+
+def test_a_newer_version_does_not_overtake_a_timed_out_request_that_lands_late(sandbox):
+    # given a request for version 1 that the target holds 1.0 s before applying it; we give up after 0.3 s
+    # (found by the chaos suite's reasoning: a retry sent the newer version 2 first, then 1 landed)
+    target = make_target(sandbox, "cdp", timeout_seconds=0.3, backoff_seconds=0.01)
+    sandbox.state.set_faults("cdp", plan=[{"hang": 1.0}])
+    customer = make_customer(version=1)
+    enqueue(customer)
+    deliver(target)
+    assert message_of(target).status == "pending"
+    # when the golden record moves on before the late request has landed, and delivery goes on at once
+    customer.version = 2
+    customer.save()
+    enqueue(customer)
+    deliver(target, seconds=10, wait=True)
+    # then the late version 1 landed before version 2: the target ends on 2 and never went back
+    wait_until(lambda: all(r["status"] is not None for r in sandbox.state.requests_for("cdp")), timeout=5)
+    assert sandbox.state.versions_for("cdp", customer.pk) == [1, 2]
+    assert sandbox.state.record("cdp", customer.pk)["meta"]["version"] == 2
