@@ -23,13 +23,12 @@ from canonical.defaults import DEFAULT_RULES
 from canonical.models import Conflict, Customer, ExternalId, MergeLog, SourceValue
 from canonical.selectors import customer_snapshot
 from custsync_project.schedules import schedules_ensure
-from targets.adapters import adapter_for
 from targets.models import DeliveryAttempt, OutboxMessage
 from targets.tests.support import make_target, sandbox, target_env  # noqa: F401
 from tests.chaos.reference import expected_golden, golden_of, model_rules
 from tests.harness import (
-    SOURCE_SECRETS, Cluster, EventSender, Gateway, drain, max_in_window, redis_flush, redis_reachable, rules_set,
-    sources_create, workload,
+    SOURCE_SECRETS, Cluster, EventSender, Gateway, assert_rate_limits, assert_targets_hold_golden, drain, redis_flush,
+    redis_reachable, rules_set, sources_create, workload,
 )
 from webhooks.models import InboxEvent
 
@@ -43,53 +42,6 @@ pytestmark = [
     pytest.mark.postgres, pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not redis_reachable(), reason="needs Redis on 127.0.0.1:6379 (the scale-out test uses the Redis broker)"),
 ]
-
-
-def target_state(sandbox, system: str, customer_id: int):  # noqa: F811
-    """What the sandbox holds for a customer: the record (cdp, crm) or the last applied event's data (webhook)."""
-    if system != "webhook":
-        return sandbox.state.record(system, customer_id)
-    with sandbox.state.lock:
-        events = [e["event"]["data"] for e in sandbox.state.webhook_events
-                  if int(e["event"]["data"]["id"]) == customer_id]
-    return max(events, key=lambda d: d["version"]) if events else None
-
-
-def without_volatile(body: dict | None) -> dict | None:
-    if body is None:
-        return None
-    body = {k: v for k, v in body.items() if k != "updated_at"}
-    if isinstance(body.get("meta"), dict):
-        body["meta"] = {k: v for k, v in body["meta"].items() if k != "updated_at"}
-    return body
-
-
-def assert_targets_hold_golden(sandbox, targets) -> dict:  # noqa: F811
-    """Every target holds exactly the mapped golden snapshot; versions only ever went up."""
-    counts = Counter()
-    customers = list(Customer.objects.prefetch_related("external_ids").order_by("pk"))
-    for target in targets:
-        adapter = adapter_for(target)
-        for customer in customers:
-            expected = adapter.build_body(customer_snapshot(customer=customer))
-            held = target_state(sandbox, target.kind, customer.pk)
-            assert without_volatile(held) == without_volatile(expected), (target.name, customer.pk)
-            versions = sandbox.state.versions_for(target.kind, customer.pk)
-            assert versions == sorted(set(versions)), (target.name, customer.pk, versions)  # never backwards
-            assert versions[-1] == customer.version
-            counts[target.name] += 1
-    return dict(counts)
-
-
-def assert_rate_limits(sandbox, targets) -> dict:  # noqa: F811
-    figures = {}
-    for target in targets:
-        times = [r["t"] for r in sandbox.state.requests_for(target.kind)]
-        busiest = max_in_window(times, 60.0)
-        figures[target.name] = {"requests": len(times), "max_in_60s": busiest, "limit": target.rate_limit_per_minute}
-        if target.rate_limit_per_minute:
-            assert busiest <= target.rate_limit_per_minute, figures[target.name]
-    return figures
 
 
 def test_gateway_and_three_clusters_on_postgres_and_redis(sandbox, target_env, tmp_path):  # noqa: F811
@@ -161,4 +113,4 @@ def test_gateway_and_three_clusters_on_postgres_and_redis(sandbox, target_env, t
     for name, figure in limits.items():
         share = f", {figure['max_in_60s'] / figure['limit']:.0%} of the limit" if figure["limit"] else ""
         print(f"  {name}: {figure['requests']} requests, busiest 60 s window {figure['max_in_60s']}"
-              f" (limit {figure['limit'] or 'none'}{share})")
+              f" (limit {figure['limit'] or 'none'}{share}); limiter waits {figure['limiter_waits']}")
