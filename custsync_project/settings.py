@@ -39,7 +39,7 @@ INSTALLED_APPS = [
     "webhooks",
     "targets",
     "reconciliation",
-    "custsync_project",
+    "custsync_project.apps.CustsyncProjectConfig",
 ]
 
 MIDDLEWARE = [

@@ -17,7 +17,8 @@ max_requests = int(os.environ.get("WEB_MAX_REQUESTS", 0))
 max_requests_jitter = 200
 # 256 KiB body limit is enforced by the view; keep header limits at gunicorn defaults.
 accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
+# Path without the query string: searches (?email=, ?q=) must not put personal data into logs.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

@@ -3,9 +3,11 @@
 Secret fields show `${VAR}` references only; values never reach the admin.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from .mapping import CANONICAL_FIELDS, is_known_field
 from .models import DeadLetter, DeliveryAttempt, OutboxMessage, Target, TargetFieldMapping
 from .services import dead_letter_discard, dead_letter_replay
 
@@ -43,6 +45,33 @@ class TargetAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             target_mappings_ensure_defaults(target=obj)
+
+
+class TargetFieldMappingForm(forms.ModelForm):
+    class Meta:
+        model = TargetFieldMapping
+        fields = ("target", "order", "canonical_field", "target_path", "enabled")
+
+    def clean_canonical_field(self):
+        value = self.cleaned_data["canonical_field"]
+        if not is_known_field(value):
+            raise forms.ValidationError(
+                f"unknown golden-record field {value!r}; known: {', '.join(CANONICAL_FIELDS)} or external_ids.<system>"
+            )
+        return value
+
+
+@admin.register(TargetFieldMapping)
+class TargetFieldMappingAdmin(admin.ModelAdmin):
+    """Stewards edit what each target receives here, without access to the target's URL or secrets."""
+
+    form = TargetFieldMappingForm
+    list_display = ("target", "order", "canonical_field", "target_path", "enabled")
+    list_display_links = ("canonical_field",)
+    list_editable = ("order", "target_path", "enabled")
+    list_filter = ("target",)
+    list_select_related = ("target",)
+    ordering = ("target__name", "order")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -84,12 +113,24 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
     list_select_related = ("message",)
 
 
+CONFIRM_LIST_LIMIT = 100
+
+
 def _confirm(modeladmin, request, queryset, *, action, title, explanation, confirm_label):
+    count = queryset.count()
     return TemplateResponse(request, "admin/targets/dead_letter_confirm.html", {
         **modeladmin.admin_site.each_context(request),
-        "opts": modeladmin.model._meta, "queryset": queryset.select_related("target"), "action": action,
+        "opts": modeladmin.model._meta, "selected_ids": list(queryset.values_list("pk", flat=True)), "action": action,
+        "shown": queryset.select_related("target")[:CONFIRM_LIST_LIMIT],
+        "hidden_count": max(0, count - CONFIRM_LIST_LIMIT),
         "title": title, "explanation": explanation, "confirm_label": confirm_label,
     })
+
+
+def _log_each(modeladmin, request, queryset, message: str) -> None:
+    """An admin LogEntry per message, so support's replays and discards are attributable."""
+    for obj in queryset:
+        modeladmin.log_change(request, obj, message)
 
 
 @admin.register(DeadLetter)
@@ -122,7 +163,9 @@ class DeadLetterAdmin(ReadOnlyAdmin):
                                          "delivered now with the current golden record. The idempotency key of "
                                          "each version is reused, so nothing the target already applied repeats."),
                             confirm_label="Yes, replay")
-        counts = dead_letter_replay(message_ids=list(queryset.values_list("pk", flat=True)))
+        selected = list(queryset)
+        counts = dead_letter_replay(message_ids=[m.pk for m in selected])
+        _log_each(self, request, selected, "Replayed from the dead-letter queue")
         text = f"Replayed {counts['replayed']} dead letter(s)."
         if counts["superseded"]:
             text += f" {counts['superseded']} were superseded by a newer pending message."
@@ -137,6 +180,8 @@ class DeadLetterAdmin(ReadOnlyAdmin):
                             explanation=(f"{count} message(s) are marked discarded and will not be delivered. "
                                          "They stay visible in the outbox."),
                             confirm_label="Yes, discard")
-        count = dead_letter_discard(message_ids=list(queryset.values_list("pk", flat=True)))
+        selected = list(queryset)
+        count = dead_letter_discard(message_ids=[m.pk for m in selected])
+        _log_each(self, request, selected, "Discarded from the dead-letter queue")
         self.message_user(request, f"Discarded {count} dead letter(s).", messages.SUCCESS)
         return None

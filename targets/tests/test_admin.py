@@ -88,3 +88,42 @@ def test_target_admin_shows_references_never_values(client, dead_letters, monkey
     assert client.get(reverse("admin:targets_outboxmessage_changelist") + "?status=dead").status_code == 200
     assert client.get(reverse("admin:targets_deliveryattempt_changelist")).status_code == 200
     assert client.get(reverse("admin:targets_outboxmessage_add")).status_code == 403
+
+
+def test_actions_leave_an_admin_log_entry_per_message(client, dead_letters):
+    from django.contrib.admin.models import LogEntry
+
+    client.force_login(staff("replay_outboxmessage"))
+    ids = [str(m.pk) for m in dead_letters[:2]]
+    client.post(reverse("admin:targets_deadletter_changelist"), {"action": "replay", "_selected_action": ids,
+                                                                 "post": "yes"})
+    entries = LogEntry.objects.filter(user__username="steward")
+    assert sorted(entries.values_list("object_id", flat=True)) == sorted(ids)
+    assert all("Replayed" in e.get_change_message() for e in entries)
+
+
+def test_stewards_edit_a_target_mapping_without_access_to_the_target(client):
+    from django.contrib.auth.models import Group
+
+    from targets.services import target_mappings_ensure_defaults
+
+    target = Target.objects.create(name="crm", kind="crm", base_url="http://127.0.0.1:9/crm", auth_kind="api_key",
+                                   secret_refs={"api_key": "${CRM_API_KEY}"})
+    target_mappings_ensure_defaults(target=target)
+    user = User.objects.create_user("stew", password="pw-stew-1", is_staff=True)
+    user.groups.add(Group.objects.get(name="Data stewards"))
+    client.force_login(user)
+    # the target itself (URL, secret references) stays out of reach
+    target_url = reverse("admin:targets_target_change", args=[target.pk])
+    assert client.post(target_url, {"name": "crm", "base_url": "http://evil.example/"}).status_code == 403
+    mapping = target.field_mappings.get(canonical_field="first_name")
+    url = reverse("admin:targets_targetfieldmapping_change", args=[mapping.pk])
+    form = {"target": target.pk, "order": mapping.order, "canonical_field": "first_name",
+            "target_path": "givenName", "enabled": "on"}
+    # an unknown golden-record field is refused with a message naming it
+    refused = client.post(url, {**form, "canonical_field": "shoe_size"})
+    assert refused.status_code == 200 and "unknown golden-record field" in refused.content.decode()
+    # a valid edit is saved
+    assert client.post(url, form).status_code == 302
+    mapping.refresh_from_db()
+    assert mapping.target_path == "givenName"

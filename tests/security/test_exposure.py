@@ -162,10 +162,6 @@ def test_no_secret_in_any_page(full_run, superuser_client):
     assert not leaks, leaks
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "DRF's rest_framework.authtoken registers TokenAdmin, which lists every API token key in clear. "
-    "Fix (outside this suite's files): admin.site.unregister(TokenProxy) in an admin module, "
-    "or drop the token admin; see docs/security.md, residual risks."))
 def test_no_api_token_in_any_page(superuser_client, world_with_token):
     api_token = Token.objects.create(user=superuser_client.user).key
     leaks = [url for url, text in _pages(superuser_client, world_with_token) if api_token in text]
