@@ -122,7 +122,10 @@ def _resolve_and_lock(*, identifiers: Identifiers):
     for _ in range(_LOCK_ATTEMPTS):
         resolution = customers_choose(identifiers=identifiers)
         ids = sorted(c.pk for c, _ in resolution.chosen)
-        locked = list(Customer.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+        # FOR NO KEY UPDATE: serialises writers of the customer but lets a delivery insert rows that
+        # reference it (its FK check takes KEY SHARE); plain FOR UPDATE deadlocked inbox processing
+        # (customer, then outbox row) against delivery recording (outbox row, then customer).
+        locked = list(Customer.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk"))
         if len(locked) == len(ids) and not any(c.is_deleted for c in locked):
             reasons = {c.pk: reason for c, reason in resolution.chosen}
             return (locked[0] if locked else None), locked[1:], reasons, resolution.blocked
@@ -241,7 +244,7 @@ def _erase(*, event: IncomingEvent, identifiers: Identifiers, problems: list[dic
     """customer.delete: wipe, drop ids/values/provenance, keep a tombstone and the hashed identifiers."""
     resolution = customers_choose(identifiers=identifiers)
     ids = sorted(c.pk for c, _ in resolution.chosen)
-    customers = list(Customer.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    customers = list(Customer.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk"))
     for other in resolution.blocked:
         problems.append(problem("identity", f"customer {other.pk}", "matched by email or phone but holds a different "
                                 "id of the same system; not erased", "warning"))

@@ -76,3 +76,18 @@ def test_concurrent_linking_events_merge_without_losing_changes():
     assert active.count() == 1
     assert set(active.get().external_ids.values_list("system", flat=True)) == {"shop", "crm"}
     assert active.get().last_name == f"L{WORKERS - 1}"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_applying_an_event_locks_the_customer_for_no_key_update_so_deliveries_can_reference_it():
+    # a delivery inserting a row that references the customer (FK check: FOR KEY SHARE) must not wait on
+    # inbox processing: with FOR UPDATE the two deadlocked in the scale-out test (lock order inversion)
+    from django.test.utils import CaptureQueriesContext
+
+    with transaction.atomic():
+        event_apply(event=make_event({"shop_id": 1, "email": "a@example.com"}, event_id="e1"))
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        event_apply(event=make_event({"shop_id": 1, "first_name": "Maxi"}, event_id="e2", minutes=1))
+    locks = [q["sql"] for q in queries.captured_queries if '"canonical_customer"' in q["sql"] and " FOR " in q["sql"]]
+    assert locks and all("FOR NO KEY UPDATE" in sql for sql in locks), locks
