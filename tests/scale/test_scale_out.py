@@ -67,7 +67,7 @@ def test_gateway_and_three_clusters_on_postgres_and_redis(sandbox, target_env, t
         sender = EventSender(url=gateway.url, sources=SOURCE_SECRETS, connections=12)
         started = time.monotonic()
         send_seconds = sender.send_all(sends)
-        drain_seconds = drain(env=env, timeout=240, sweep_every=20)
+        drain_seconds = drain(env=env, timeout=300, sweep_every=20)  # > the 120 s inbox lease of a crashed attempt
         total_seconds = time.monotonic() - started
         assert all(c.alive() for c in clusters), "a cluster died; see its log in " + str(tmp_path)
     finally:
