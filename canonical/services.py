@@ -297,7 +297,7 @@ def conflict_resolve(*, conflict_id: int, decision: str, user) -> list[CustomerC
         raise CanonicalError(f"conflict {conflict_id} does not exist")
     if conflict.status != Conflict.Status.OPEN:
         raise CanonicalError(f"conflict {conflict_id} is already {conflict.get_status_display()}")
-    customer = Customer.objects.select_for_update().get(pk=conflict.customer_id)
+    customer = Customer.objects.select_for_update(no_key=True).get(pk=conflict.customer_id)
     if customer.is_deleted:
         raise CanonicalError(f"customer {customer.pk} was erased or merged; the conflict no longer applies")
 
@@ -341,7 +341,7 @@ def customer_versions_bump(*, customer_ids: Iterable[int], correlation_id: str) 
     """
     _require_atomic("customer_versions_bump")
     changes = []
-    for customer in Customer.objects.select_for_update().filter(pk__in=list(customer_ids)).order_by("pk"):
+    for customer in Customer.objects.select_for_update(no_key=True).filter(pk__in=list(customer_ids)).order_by("pk"):
         Customer.objects.filter(pk=customer.pk).update(version=F("version") + 1)
         changes.append(CustomerChange(
             customer_id=customer.pk, version=customer.version + 1,

@@ -32,11 +32,11 @@ from webhooks.services import inbox_event_enqueue
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = getattr(settings, "INBOX_LEASE_SECONDS", 120)
+LEASE_SECONDS = settings.INBOX_LEASE_SECONDS
 # An event whose processing crashed this many times is parked as failed for support to replay.
-MAX_ATTEMPTS = getattr(settings, "INBOX_MAX_ATTEMPTS", 5)
+MAX_ATTEMPTS = settings.INBOX_MAX_ATTEMPTS
 # An event still `received` this long after arrival has lost its task message.
-SWEEP_AFTER_SECONDS = getattr(settings, "INBOX_SWEEP_AFTER_SECONDS", 60)
+SWEEP_AFTER_SECONDS = settings.INBOX_SWEEP_AFTER_SECONDS
 
 Status = InboxEvent.Status
 
@@ -59,7 +59,10 @@ def inbox_event_claim(*, event_pk: int, owner: str) -> InboxEvent | None:
     with transaction.atomic():
         event = (
             _claimable(now)
-            .select_for_update(skip_locked=True)
+            # of=self: without it the join also locks the Source row, so a second
+            # worker claiming another event of the same source skips it (skip_locked)
+            # and the event waits for the sweeper.
+            .select_for_update(skip_locked=True, of=("self",))
             .select_related("source")
             .filter(pk=event_pk)
             .first()

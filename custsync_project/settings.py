@@ -136,6 +136,13 @@ WEBHOOK_MAX_BODY_BYTES = 256 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS = env.int("WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS", default=300)
 
+# --- Inbox processing -------------------------------------------------------
+# A worker's claim on an event lasts this long; a crashed worker's events are
+# taken again after it. The sweeper re-enqueues events older than the sweep age.
+INBOX_LEASE_SECONDS = env.int("INBOX_LEASE_SECONDS", default=120)
+INBOX_MAX_ATTEMPTS = env.int("INBOX_MAX_ATTEMPTS", default=5)
+INBOX_SWEEP_AFTER_SECONDS = env.int("INBOX_SWEEP_AFTER_SECONDS", default=60)
+
 # --- REST framework / OpenAPI ----------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
