@@ -5,15 +5,13 @@ response or a log line is found by a plain substring search.
 """
 
 import base64
-import json
 import os
 import random
-import time
 
 import pytest
 
 from webhooks.models import Source
-from webhooks.signatures import hmac_sha256_sign, standard_webhooks_sign
+from webhooks import testing
 
 URL = "/webhooks/customer"
 
@@ -37,29 +35,12 @@ def seeded_rng(name: str) -> random.Random:
     return random.Random(seed)
 
 
-def event(**overrides) -> dict:
-    envelope = {
-        "event_id": "evt_sec_1", "source": "shop", "schema_version": 1,
-        "type": "customer.upsert", "occurred_at": "2026-01-14T10:12:00Z",
-        "data": {"shop_id": 9981, "email": "Person@Example.com ", "phone": "0049 151 234567",
-                 "first_name": "Max", "last_name": "Mustermann", "marketing_opt_in": True},
-    }
-    envelope.update(overrides)
-    return envelope
 
 
-def body_of(value) -> bytes:
-    return value if isinstance(value, bytes) else json.dumps(value).encode("utf-8")
 
 
-def hmac_headers(body: bytes, *, secret: str = SHOP_SECRET, timestamp: int | None = None) -> dict:
-    return hmac_sha256_sign(secret=secret, timestamp=int(time.time()) if timestamp is None else timestamp, body=body)
 
 
-def standard_headers(body: bytes, *, secret: str = SUPPORT_SECRET, msg_id: str = "msg_sec_1",
-                     timestamp: int | None = None) -> dict:
-    return standard_webhooks_sign(secret=secret, msg_id=msg_id, body=body,
-                                  timestamp=int(time.time()) if timestamp is None else timestamp)
 
 
 @pytest.fixture
@@ -99,3 +80,16 @@ def post(client):
 def no_enqueue(monkeypatch):
     """The gateway enqueues processing after commit; these tests look at rows, not at a worker."""
     monkeypatch.setattr("django_q.tasks.async_task", lambda *args, **kwargs: None)
+
+
+event = testing.sample_event
+body_of = testing.body_of
+
+
+def hmac_headers(body: bytes, *, secret: str = SHOP_SECRET, timestamp: int | None = None) -> dict:
+    return testing.hmac_headers(body, secret=secret, timestamp=timestamp)
+
+
+def standard_headers(body: bytes, *, secret: str = SUPPORT_SECRET, msg_id: str = "msg_sec_1",
+                     timestamp: int | None = None) -> dict:
+    return testing.standard_headers(body, secret=secret, msg_id=msg_id, timestamp=timestamp)

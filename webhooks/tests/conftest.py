@@ -1,12 +1,10 @@
 """Fixtures for the gateway: sources with secrets from the environment, signed requests."""
 
-import json
-import time
 
 import pytest
 
 from webhooks.models import Source
-from webhooks.signatures import hmac_sha256_sign, standard_webhooks_sign
+from webhooks import testing
 
 SHOP_SECRET = "shop-secret-value-7f3a9c"  # what WEBHOOK_SECRET holds in tests; must never leak
 SUPPORT_SECRET = "whsec_c3VwcG9ydC1zZWNyZXQtdmFsdWUtbmV3LTEyMzQ1Ng=="
@@ -14,30 +12,12 @@ SUPPORT_SECRET_OLD = "whsec_c3VwcG9ydC1vbGQtc2VjcmV0LXZhbHVlLTk4NzY1NA=="
 URL = "/webhooks/customer"
 
 
-def sample_event(**overrides) -> dict:
-    event = {
-        "event_id": "evt_123", "source": "shop", "schema_version": 1,
-        "type": "customer.upsert", "occurred_at": "2026-01-14T10:12:00Z",
-        "data": {"shop_id": 9981, "email": "Person@Example.com ", "phone": "0049 151 234567",
-                 "first_name": "Max", "last_name": "Mustermann", "marketing_opt_in": True},
-    }
-    event.update(overrides)
-    return event
 
 
-def body_of(event) -> bytes:
-    return event if isinstance(event, bytes) else json.dumps(event).encode("utf-8")
 
 
-def hmac_headers(body: bytes, *, secret: str = SHOP_SECRET, timestamp: int | None = None) -> dict:
-    return hmac_sha256_sign(secret=secret, timestamp=int(time.time()) if timestamp is None else timestamp, body=body)
 
 
-def standard_headers(body: bytes, *, secret: str = SUPPORT_SECRET, msg_id: str = "msg_1",
-                     timestamp: int | None = None) -> dict:
-    return standard_webhooks_sign(
-        secret=secret, msg_id=msg_id, timestamp=int(time.time()) if timestamp is None else timestamp, body=body,
-    )
 
 
 def as_meta(headers: dict) -> dict:
@@ -85,3 +65,16 @@ def plain_static(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+sample_event = testing.sample_event
+body_of = testing.body_of
+
+
+def hmac_headers(body: bytes, *, secret: str = SHOP_SECRET, timestamp: int | None = None) -> dict:
+    return testing.hmac_headers(body, secret=secret, timestamp=timestamp)
+
+
+def standard_headers(body: bytes, *, secret: str = SUPPORT_SECRET, msg_id: str = "msg_1",
+                     timestamp: int | None = None) -> dict:
+    return testing.standard_headers(body, secret=secret, msg_id=msg_id, timestamp=timestamp)
