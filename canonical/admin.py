@@ -11,7 +11,6 @@ transaction spanning the golden record and the outbox.
 import json
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
@@ -19,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from custsync_project.admin_confirm import CONFIRM_LIST_LIMIT, action_confirmation
 from custsync_project.admin_services import AdminServiceError, conflict_decide, customer_resend
 
 from .admin_forms import RuleForm
@@ -28,7 +28,6 @@ from .models import Conflict, Customer, ExternalId, MergeLog, SourcePriorityRule
 from .rule_preview import rule_change_preview
 
 DECISIONS = {"accept_incoming": "accept incoming", "keep_current": "keep current"}
-CONFIRM_LIST_LIMIT = 100
 
 
 def _short(value, limit: int = 80) -> str:
@@ -66,20 +65,6 @@ class ExternalIdInline(CustomerPartInline):
     model = ExternalId
     fields = readonly_fields = ("system", "value", "created_at")
     verbose_name_plural = "external ids"
-
-
-def _confirmation(modeladmin, request, *, queryset, action: str, title: str, explanation: str, items,
-                  confirm_label: str):
-    """A delete_selected-style confirmation page: says how many and what will happen; POST post=yes does it."""
-    count = queryset.count()
-    return TemplateResponse(request, "admin/custsync/action_confirmation.html", {
-        **modeladmin.admin_site.each_context(request),
-        "title": title, "opts": modeladmin.model._meta, "count": count, "explanation": explanation,
-        "items": items[:CONFIRM_LIST_LIMIT], "more": max(0, count - CONFIRM_LIST_LIMIT), "action": action,
-        "selected": [str(pk) for pk in queryset.values_list("pk", flat=True)],
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "confirm_label": confirm_label,
-        "media": modeladmin.media,
-    })
 
 
 @admin.register(Customer)
@@ -265,7 +250,7 @@ class CustomerAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.action(description="Resend selected customers to targets", permissions=["resend"])
     def resend_to_targets(self, request, queryset):
         if request.POST.get("post") != "yes":
-            return _confirmation(
+            return action_confirmation(
                 self, request, queryset=queryset, action="resend_to_targets",
                 title="Resend customers to targets?",
                 explanation="Each customer's current golden record is queued for every enabled target, even where "
@@ -403,7 +388,7 @@ class ConflictAdmin(ReadOnlyMixin, admin.ModelAdmin):
                     "the field again) and is sent to the targets" if decision == "accept_incoming"
                     else "the current value stays; the conflicts are closed")
             opened = queryset.filter(status=Conflict.Status.OPEN)
-            return _confirmation(
+            return action_confirmation(
                 self, request, queryset=queryset, action=decision,
                 title=f"{DECISIONS[decision].capitalize()} for {queryset.count()} conflict(s)?",
                 explanation=f"{opened.count()} of the selected conflicts are open: {what}. Each decision is "

@@ -5,7 +5,8 @@ Secret fields show `${VAR}` references only; values never reach the admin.
 
 from django import forms
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
+
+from custsync_project.admin_confirm import CONFIRM_LIST_LIMIT, action_confirmation
 
 from .mapping import CANONICAL_FIELDS, is_known_field
 from .models import DeadLetter, DeliveryAttempt, OutboxMessage, Target, TargetFieldMapping
@@ -113,18 +114,10 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
     list_select_related = ("message",)
 
 
-CONFIRM_LIST_LIMIT = 100
-
-
-def _confirm(modeladmin, request, queryset, *, action, title, explanation, confirm_label):
-    count = queryset.count()
-    return TemplateResponse(request, "admin/targets/dead_letter_confirm.html", {
-        **modeladmin.admin_site.each_context(request),
-        "opts": modeladmin.model._meta, "selected_ids": list(queryset.values_list("pk", flat=True)), "action": action,
-        "shown": queryset.select_related("target")[:CONFIRM_LIST_LIMIT],
-        "hidden_count": max(0, count - CONFIRM_LIST_LIMIT),
-        "title": title, "explanation": explanation, "confirm_label": confirm_label,
-    })
+def _describe(queryset):
+    return [f"{m.target.name} · customer {m.customer_id} · v{m.version} {m.operation} · "
+            f"last status {m.last_status or 'none'} · {m.attempts} attempt(s)"
+            for m in queryset.select_related("target")[:CONFIRM_LIST_LIMIT]]
 
 
 def _log_each(modeladmin, request, queryset, message: str) -> None:
@@ -158,11 +151,13 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     def replay(self, request, queryset):
         if request.POST.get("post") != "yes":
             count = queryset.count()
-            return _confirm(self, request, queryset, action="replay", title=f"Replay {count} dead letter(s)?",
-                            explanation=(f"{count} message(s) go back to pending with attempts reset and are "
-                                         "delivered now with the current golden record. The idempotency key of "
-                                         "each version is reused, so nothing the target already applied repeats."),
-                            confirm_label="Yes, replay")
+            return action_confirmation(self, request, queryset=queryset, action="replay",
+                                       title=f"Replay {count} dead letter(s)?", items=_describe(queryset),
+                                       explanation=(
+                                           f"{count} message(s) go back to pending with attempts reset and are "
+                                           "delivered now with the current golden record. The idempotency key of "
+                                           "each version is reused, so nothing the target already applied repeats."),
+                                       confirm_label="Yes, replay")
         selected = list(queryset)
         counts = dead_letter_replay(message_ids=[m.pk for m in selected])
         _log_each(self, request, selected, "Replayed from the dead-letter queue")
@@ -176,10 +171,12 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     def discard(self, request, queryset):
         if request.POST.get("post") != "yes":
             count = queryset.count()
-            return _confirm(self, request, queryset, action="discard", title=f"Discard {count} dead letter(s)?",
-                            explanation=(f"{count} message(s) are marked discarded and will not be delivered. "
-                                         "They stay visible in the outbox."),
-                            confirm_label="Yes, discard")
+            return action_confirmation(self, request, queryset=queryset, action="discard",
+                                       title=f"Discard {count} dead letter(s)?", items=_describe(queryset),
+                                       explanation=(
+                                           f"{count} message(s) are marked discarded and will not be delivered. "
+                                           "They stay visible in the outbox."),
+                                       confirm_label="Yes, discard")
         selected = list(queryset)
         count = dead_letter_discard(message_ids=[m.pk for m in selected])
         _log_each(self, request, selected, "Discarded from the dead-letter queue")
