@@ -132,7 +132,15 @@ def _inbox_event_insert(*, event: InboxEvent) -> ReceiveResult:
     try:
         # One INSERT in its own transaction; the 202 is sent only after COMMIT,
         # and processing is enqueued only then (never for a rolled-back row).
-        with transaction.atomic():
+        # In autocommit mode (a request) the single INSERT is that transaction:
+        # no BEGIN/COMMIT round trips, and on_commit runs right after it.
+        # Inside a caller's atomic block (tests, scripts) a savepoint keeps a
+        # duplicate from breaking the caller's transaction.
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():
+                event.save(force_insert=True)
+                _enqueue_on_commit(event.pk)
+        else:
             event.save(force_insert=True)
             _enqueue_on_commit(event.pk)
     except IntegrityError as exc:
