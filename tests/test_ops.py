@@ -53,3 +53,23 @@ def test_setup_schedules_is_idempotent():
     call_command("setup_schedules")
     assert list(Schedule.objects.values_list("name", "func", "schedule_type")) == first
     assert len(first) == len({name for name, _, _ in first}) >= 1
+
+
+def test_deploy_check_is_clean_with_the_production_settings():
+    """`check --deploy` passes once the documented TLS-at-the-proxy variables are set."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    env = {
+        "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SECRET_KEY": "k" * 20 + "-production-key-for-the-check-only-0123456789",
+        "DEBUG": "false", "ALLOWED_HOSTS": "custsync.example.com",
+        "SECURE_SSL_REDIRECT": "true", "SECURE_HSTS_SECONDS": "31536000", "SECURE_HSTS_PRELOAD": "true",
+        "SECURE_COOKIES": "true", "DATABASE_URL": "sqlite:////tmp/custsync-deploy-check.sqlite3",
+    }
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=django_settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
