@@ -222,10 +222,20 @@ def _golden_set(customer: Customer, decisions: dict[str, Decision]) -> None:
 
 def _conflicts_update(*, customer, rules, decisions, touched: dict[str, Candidate], event: IncomingEvent) -> None:
     """Open a conflict for a changed value that loses on rank; supersede those that no longer apply."""
+    if not touched:
+        return
+    # Two queries for all touched fields instead of two per field: the loop only
+    # changes conflicts of the field it is on, and no source value.
+    latest_by_field: dict[str, dict[str, Any]] = {}
+    for sv in SourceValue.objects.filter(customer=customer, field__in=list(touched)):
+        latest_by_field.setdefault(sv.field, {})[sv.source] = sv.value
+    open_by_field: dict[str, list[Conflict]] = {}
+    for conflict in Conflict.objects.filter(customer=customer, field__in=list(touched), status=Conflict.Status.OPEN):
+        open_by_field.setdefault(conflict.field, []).append(conflict)
     for name, incoming in touched.items():
         rule, winner = rules.get(name, DEFAULT_RULE), decisions[name].winner
-        latest = {sv.source: sv.value for sv in SourceValue.objects.filter(customer=customer, field=name)}
-        for conflict in Conflict.objects.filter(customer=customer, field=name, status=Conflict.Status.OPEN):
+        latest = latest_by_field.get(name, {})
+        for conflict in open_by_field.get(name, []):
             stale = latest.get(conflict.incoming_source, object()) != conflict.incoming_value
             if stale or (winner is not None and winner.value == conflict.incoming_value):
                 conflict.status = Conflict.Status.SUPERSEDED
