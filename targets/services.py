@@ -301,7 +301,9 @@ def outbox_message_claim(*, target: Target, owner: str) -> OutboxMessage | None:
             status=Status.IN_FLIGHT, lease_owner=owner, lease_expires_at=expires, next_attempt_at=expires,
             attempts=F("attempts") + 1, updated_at=now,
         )
-    message.refresh_from_db()
+    # The row was locked from the SELECT to our UPDATE: its new state is known without reading it again.
+    message.status, message.lease_owner, message.lease_expires_at = Status.IN_FLIGHT, owner, expires
+    message.next_attempt_at, message.attempts, message.updated_at = expires, message.attempts + 1, now
     return message
 
 
@@ -434,11 +436,14 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
     stats: Counter = Counter()
     target = Target.objects.get(pk=target_id)
     adapter = adapter_for(target)
+    # Right after a delivery (no rate limit) or a rate-limit wait, a message was due a
+    # moment ago: claim directly and look for due messages only when the claim finds none.
+    due_known = False
     for _ in range(1_000_000):
         if time.monotonic() >= deadline:
             break
         now = timezone.now()
-        if not OutboxMessage.objects.filter(_due_filter(target_id, now)).exists():
+        if not due_known and not OutboxMessage.objects.filter(_due_filter(target_id, now)).exists():
             if not wait_for_due:
                 break
             next_due = OutboxMessage.objects.filter(target_id=target_id, status__in=ACTIVE).aggregate(
@@ -456,11 +461,16 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
             metrics.rate_limit_waited(target=target.name)
             logger.debug("target %s: rate-limit wait %.3f s", target.name, wait)
             time.sleep(wait)
+            due_known = True
             continue
         message = outbox_message_claim(target=target, owner=owner)
-        if message is None:  # another worker took it (skip-locked): do not spin
-            time.sleep(0.05)
+        if message is None:
+            if due_known:  # unchecked: look again (the slot, if any, is spent as before)
+                due_known = False
+                continue
+            time.sleep(0.05)  # another worker took it (skip-locked): do not spin
             continue
+        due_known = target.rate_limit_per_minute <= 0
         with correlation(message.correlation_id):
             started = time.monotonic()
             outcome = outbox_message_deliver(message=message, owner=owner, adapter=adapter, rng=rng)
