@@ -101,7 +101,8 @@ if IS_SQLITE:
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # One extra round trip per request; off is fine where the database rarely drops connections.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
     if env("TEST_DATABASE_NAME", default=None):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 
@@ -175,11 +176,18 @@ Q_CLUSTER = {
     "retry": env.int("Q_RETRY", default=180),
     "max_attempts": 1,
     "ack_failures": True,
-    "save_limit": 250,
+    "save_limit": -1,  # keep failed tasks only: a saved result per success is a write per event
     "catch_up": False,
     "poll": 0.2,
     "sync": env.bool("Q_SYNC", default=False),
     "label": "Task queue",
+}
+# Deliveries run on their own cluster and queue (started by `run_worker` beside the main one):
+# a delivery pump waiting on a slow or rate-limited target never holds up inbox processing.
+DELIVERY_CLUSTER = "custsync-delivery"
+Q_DELIVERY_WORKERS = env.int("Q_DELIVERY_WORKERS", default=2)
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    DELIVERY_CLUSTER: {"workers": Q_DELIVERY_WORKERS, "queue_limit": Q_DELIVERY_WORKERS * 2, "scheduler": False},
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

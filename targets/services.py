@@ -225,7 +225,8 @@ def pump_kick(*, target_ids: Iterable[int], force: bool = False) -> int:
             target_runtime_ensure(target_id=target_id)
             updated = runtime.update(pump_requested_at=now)
         if updated:
-            async_task("targets.tasks.target_pump", target_id, task_name=f"target_pump:{target_id}:{uuid.uuid4().hex[:8]}")
+            async_task("targets.tasks.target_pump", target_id, cluster=settings.DELIVERY_CLUSTER,
+                       task_name=f"target_pump:{target_id}:{uuid.uuid4().hex[:8]}")
             enqueued += 1
     return enqueued
 

@@ -142,13 +142,13 @@ def stop_process(process: subprocess.Popen, *, timeout: float = 10) -> None:
 
 @pytest.fixture
 def qcluster(tmp_path):
-    """Start `manage.py qcluster` against the test database; call it inside a transaction=True test."""
+    """Start `manage.py run_worker` (main + delivery cluster) against the test database; use in a transaction=True test."""
     processes = []
 
     def start(**env):
         log = open(tmp_path / f"qcluster-{len(processes)}.log", "w")
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=BASE_DIR,
+            [sys.executable, "manage.py", "run_worker"], cwd=BASE_DIR,
             env=subprocess_env(Q_WORKERS="2", **env), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -158,9 +158,15 @@ def qcluster(tmp_path):
     yield start
     for process in processes:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            # SIGTERM to the worker itself, as Kubernetes and honcho do (django-q2's sentinel dies on a
+            # group-wide SIGTERM and the cluster then hangs in stop()); the group is killed afterwards.
+            process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
+                pass
+            try:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=5)
