@@ -5,7 +5,7 @@ key and is processed exactly like a webhook (`inbox_event_process`: same
 mappers, normalizers, rules, identity resolution, outbox), synchronously or,
 with `run_async`, by the workers. The file is streamed: memory holds one row.
 
-Decisions (docs/readme/recon.md):
+Decisions (README, "Reconciliation and batch import"):
 - occurred_at: the row's `occurred_at` (CSV column / envelope field), else
   the `occurred_at` argument, else the file's modification time (UTC).
 - dedup key: `import:<sha256 of [source, schema_version, type, occurred_at, data]>`

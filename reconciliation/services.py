@@ -486,7 +486,7 @@ def discrepancies_fix(*, discrepancy_ids: Iterable[int], chunk_size: int = 500) 
     live customer gets an upsert, an erased or merged one a delete, sent to
     that target only, through the normal outbox (rate limit, retries, DLQ),
     with correlation id `reconcile:<run id>`. Orphans that never were golden
-    records are not touched (see docs/readme/recon.md). Already fixed ones are
+    records are not touched (see README, "Reconciliation and batch import"). Already fixed ones are
     skipped, so running it twice queues nothing new.
 
     When the target already acknowledged the golden version (a hand edit in

@@ -1,7 +1,7 @@
 """Writes of the webhooks app: receive a delivery into the inbox, enqueue and replay processing.
 
 The order of checks in `inbox_event_receive` is part of the contract (see
-docs/readme/gateway.md): everything a sender without a secret can learn
+README, "Webhook gateway"): everything a sender without a secret can learn
 depends on its own request only; whether a source exists, is enabled or uses
 another scheme is never revealed (one 401 message for all of them).
 """
