@@ -179,17 +179,22 @@ def _outbox_rows_write(*, target_ids: list[int], merged: dict[int, tuple[int, st
     return written
 
 
-def outbox_enqueue(*, changes: Iterable[CustomerChange], resend: bool = False) -> int:
+def outbox_enqueue(*, changes: Iterable[CustomerChange], resend: bool = False,
+                   target_ids: Iterable[int] | None = None) -> int:
     """Write or coalesce outbox rows for every enabled target; kick delivery on commit.
 
     Call inside the transaction that changed the golden records. `resend`
-    sends even versions a target already acknowledged (reconciliation fixes).
+    sends even versions a target already acknowledged (reconciliation fixes);
+    `target_ids` limits the rows to those targets (still only enabled ones).
     Returns the number of rows written (created or updated).
     """
     merged = _coalesce(changes)
     if not merged:
         return 0
-    target_ids = list(Target.objects.filter(enabled=True).values_list("pk", flat=True))
+    enabled = Target.objects.filter(enabled=True)
+    if target_ids is not None:
+        enabled = enabled.filter(pk__in=list(target_ids))
+    target_ids = list(enabled.values_list("pk", flat=True))
     if not target_ids:
         return 0
     written = _outbox_rows_write(target_ids=target_ids, merged=merged, resend=resend)
