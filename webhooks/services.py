@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
+from custsync_project.logging import correlation
 from custsync_project.secrets import SecretReferenceError, reference_variable, resolve
 
 from .envelope import dedup_key_compute, envelope_validate, json_object_parse, source_name_get
@@ -129,6 +130,11 @@ def _is_dedup_violation(exc: IntegrityError) -> bool:
 
 
 def _inbox_event_insert(*, event: InboxEvent) -> ReceiveResult:
+    with correlation(event.event_id):  # every log line about this event carries its id
+        return _inbox_event_insert_logged(event=event)
+
+
+def _inbox_event_insert_logged(*, event: InboxEvent) -> ReceiveResult:
     try:
         # One INSERT in its own transaction; the 202 is sent only after COMMIT,
         # and processing is enqueued only then (never for a rolled-back row).

@@ -63,3 +63,37 @@ def test_replay_resets_only_failed_events_and_enqueues_after_commit(shop, monkey
     assert (failed.attempts, failed.last_error) == (5, "boom")  # history kept
     assert done.status == "processed"
     assert enqueued == [("custsync_project.pipeline.inbox_event_process", failed.pk)]
+
+
+def test_log_lines_about_a_stored_event_carry_its_id(caplog):
+    """Correlation: the gateway's lines about an event carry the event id, like the worker's."""
+    import logging
+
+    from custsync_project.logging import CorrelationFilter, correlation_id_var
+    from webhooks.services import _inbox_event_insert
+
+    seen = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            seen.append(correlation_id_var.get())
+
+    handler = Capture(level=logging.DEBUG)
+    handler.addFilter(CorrelationFilter())
+    logger = logging.getLogger("webhooks.services")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        from tests.factories import source_create
+        from webhooks.models import InboxEvent
+        from datetime import datetime, timezone
+
+        source = source_create("shop")
+        event = InboxEvent(source=source, event_id="evt_corr_1", type="customer.upsert", schema_version=1,
+                           occurred_at=datetime(2026, 1, 14, tzinfo=timezone.utc), payload={"data": {}})
+        _inbox_event_insert(event=event)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert seen and all(value == "evt_corr_1" for value in seen)
