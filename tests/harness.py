@@ -38,7 +38,7 @@ from typing import Callable
 import requests
 from django.conf import settings
 
-from targets.tests.support import subprocess_env, wait_until
+from targets.tests.support import stop_process_group, subprocess_env, wait_until
 from webhooks.signatures import hmac_sha256_sign, standard_webhooks_sign
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -80,19 +80,6 @@ def max_in_window(times: list[float], window: float = 60.0) -> int:
     return best
 
 
-def _stop_group(process: subprocess.Popen, *, timeout: float = 15) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-
-
 class Gateway:
     """gunicorn serving custsync_project.wsgi with the production config file."""
 
@@ -127,7 +114,7 @@ class Gateway:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop_group(self.process)
+            stop_process_group(self.process)
 
 
 class Cluster:
@@ -166,7 +153,7 @@ class Cluster:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop_group(self.process)
+            stop_process_group(self.process)
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 60) -> str:

@@ -157,16 +157,23 @@ def qcluster(tmp_path):
 
     yield start
     for process in processes:
-        if process.poll() is None:
-            # SIGTERM to the worker itself, as Kubernetes and honcho do (django-q2's sentinel dies on a
-            # group-wide SIGTERM and the cluster then hangs in stop()); the group is killed afterwards.
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=5)
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen, *, timeout: float = 15) -> None:
+    """Stop a process started with start_new_session: SIGTERM to it, then SIGKILL to its whole group.
+
+    SIGTERM goes to the process itself, as Kubernetes and honcho send it: django-q2's sentinel dies
+    on a group-wide SIGTERM and the cluster then hangs in stop(). Leftovers are killed with the group.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
