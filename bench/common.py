@@ -274,3 +274,10 @@ class CpuTimes:
 
     def elapsed(self) -> float:
         return self._read() - self.start
+
+
+def summary_append(path: str | None, summary: dict) -> None:
+    """Append one run's summary as a JSON line (--json PATH), for history across runs."""
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(summary) + "\n")

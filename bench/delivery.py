@@ -197,9 +197,7 @@ def main() -> None:
     print(f"RESULT delivery: {summary['rate_median']} msg/s unlimited (ratio {summary['ratio_median']:.2f} of a "
           f"plain requests loop); limited: {summary['limit_fraction_median']:.3f} of the limit (max "
           f"{summary['limit_fraction_max']:.3f}; goal 0.95-1.00); load {summary['load_after']}")
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(summary) + "\n")
+    common.summary_append(args.json, summary)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ The database custsync_bench_ingest is dropped and recreated each run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -145,9 +144,7 @@ def main() -> None:
     print(f"RESULT ingest: gateway {summary['gateway_rate_median']}/s (goal >= 1000), "
           f"ratio {summary['ratio_median']:.2f} of the bare ceiling (goal >= 0.6), "
           f"peak worker RSS {summary['gateway_peak_rss_mib_max']} MiB (goal < 256); load {summary['load_after']}")
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(summary) + "\n")
+    common.summary_append(args.json, summary)
 
 
 if __name__ == "__main__":

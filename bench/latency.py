@@ -172,9 +172,7 @@ def main() -> None:
     print(f"RESULT latency at {args.rate:.0f}/s: p50 {summary['p50_median_ms']} ms (goal < 300), p99 "
           f"{summary['p99_median_ms']} ms (goal < 1000), not delivered within the drain: {summary['lost_total']}; "
           f"load {summary['load_after']}")
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(summary) + "\n")
+    common.summary_append(args.json, summary)
 
 
 if __name__ == "__main__":

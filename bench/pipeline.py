@@ -198,9 +198,7 @@ def main() -> None:
                "load_after": common.loadavg()}
     print(f"RESULT pipeline: {summary['rate_median']} events/s (goal >= 1000), ratio {summary['ratio_median']:.2f} "
           f"of plain psycopg2 doing the same {summary['writes_per_event']} row writes/event; load {summary['load_after']}")
-    if args.json:
-        with open(args.json, "a") as f:
-            f.write(json.dumps(summary) + "\n")
+    common.summary_append(args.json, summary)
 
 
 if __name__ == "__main__":
