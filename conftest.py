@@ -20,3 +20,10 @@ def _plain_static_storage(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _inbox_wake_up_per_event(settings):
+    """In-process tests: one pump wake-up per accepted event, no trailing timer thread (which
+    would write to the broker from outside the test's transaction). Subprocess tests keep the default."""
+    settings.INBOX_KICK_INTERVAL_SECONDS = 0

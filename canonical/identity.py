@@ -48,41 +48,88 @@ def identifier_hash(key: str) -> str:
     return hashlib.sha256(f"custsync-identifier:{key}".encode()).hexdigest()
 
 
-def identifiers_lock(*, identifiers: Identifiers) -> None:
-    """Serialise work on the same identifiers across workers (PostgreSQL; no-op elsewhere)."""
+def identifiers_lock(*, identifiers: Identifiers, wait: bool = True) -> bool:
+    """Serialise work on the same identifiers across workers (PostgreSQL; no-op elsewhere).
+
+    One statement for all of them, in sorted order (PostgreSQL evaluates the
+    select list left to right). `wait=False` takes only what is free at once
+    and returns False if any identifier is held by another transaction (a
+    batch then defers the event instead of waiting while holding its own locks).
+    """
     if connection.vendor != "postgresql":
-        return
+        return True
     lock_ids = sorted({int.from_bytes(bytes.fromhex(identifier_hash(k))[:8], "big", signed=True)
                        for k in identifiers.keys()})
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
     with connection.cursor() as cursor:
-        for lock_id in lock_ids:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+        cursor.execute("SELECT " + ", ".join(f"{function}(%s)" for _ in lock_ids), lock_ids)
+        row = cursor.fetchone()
+    return wait or all(row)
 
 
 def _active(queryset):
     return queryset.filter(deleted_at__isnull=True, merged_into__isnull=True)
 
 
-def matching_customers(*, identifiers: Identifiers) -> list[tuple[Customer, str]]:
-    """Active customers matching the identifiers, in matching order, each with the reason."""
-    found: dict[int, tuple[Customer, str]] = {}
-    for system, value in identifiers.external_ids.items():
-        for ext in ExternalId.objects.filter(system=system, value=value).select_related("customer"):
-            if not ext.customer.is_deleted:
-                found.setdefault(ext.customer_id, (ext.customer, f"external id {system}"))
-    for name in ("email", "phone"):
-        value = getattr(identifiers, name)
-        if value:
-            for customer in _active(Customer.objects.filter(**{name: value})).order_by("id"):
-                found.setdefault(customer.pk, (customer, name))
-    return list(found.values())
+def _ids_by_customer(customer_ids: list[int]) -> dict[int, dict[str, set[str]]]:
+    result: dict[int, dict[str, set[str]]] = {}
+    rows = ExternalId.objects.filter(customer_id__in=customer_ids).values_list("customer_id", "system", "value")
+    for customer_id, system, value in rows:
+        result.setdefault(customer_id, {}).setdefault(system, set()).add(value)
+    return result
 
 
 def _ids_of(customer: Customer) -> dict[str, set[str]]:
-    result: dict[str, set[str]] = {}
-    for system, value in customer.external_ids.values_list("system", "value"):
-        result.setdefault(system, set()).add(value)
-    return result
+    return _ids_by_customer([customer.pk]).get(customer.pk, {})
+
+
+@dataclass
+class Match:
+    customer: Customer
+    reason: str  # "external id shop", "email", "phone"
+    ids: dict[str, set[str]]  # the customer's external ids by system
+
+
+def matching_customers(*, identifiers: Identifiers, lock: bool = False) -> list[Match]:
+    """Active customers matching the identifiers, in matching order (external ids, email, phone).
+
+    Two queries whatever the number of identifiers and matches. `lock` takes
+    the rows FOR NO KEY UPDATE, in id order, as they are read: a row merged or
+    erased meanwhile by another transaction drops out of the result.
+    """
+    # Plain SQL: this runs for every event, and building it through the ORM cost
+    # more CPU than the database spent answering it (py-spy, bench/pipeline.py).
+    qn = connection.ops.quote_name
+    conditions, params = [], []
+    if identifiers.external_ids:
+        pairs = " OR ".join(["(system = %s AND value = %s)"] * len(identifiers.external_ids))
+        conditions.append(f"id IN (SELECT customer_id FROM {qn(ExternalId._meta.db_table)} WHERE {pairs})")
+        for system, value in identifiers.external_ids.items():
+            params += [system, value]
+    for name in ("email", "phone"):
+        if getattr(identifiers, name):
+            conditions.append(f"{name} = %s")
+            params.append(getattr(identifiers, name))
+    sql = (f"SELECT * FROM {qn(Customer._meta.db_table)} WHERE deleted_at IS NULL AND merged_into_id IS NULL "
+           f"AND ({' OR '.join(conditions)}) ORDER BY id")
+    if lock and connection.vendor == "postgresql":
+        # FOR NO KEY UPDATE: serialises writers of the customer but lets a delivery insert rows that
+        # reference it (its FK check takes KEY SHARE); plain FOR UPDATE deadlocked inbox processing
+        # (customer, then outbox row) against delivery recording (outbox row, then customer).
+        sql += " FOR NO KEY UPDATE"
+    customers = list(Customer.objects.raw(sql, params))
+    ids = _ids_by_customer([c.pk for c in customers]) if customers else {}
+    found: dict[int, Match] = {}
+    for system, value in identifiers.external_ids.items():
+        for customer in customers:
+            if value in ids.get(customer.pk, {}).get(system, ()):
+                found.setdefault(customer.pk, Match(customer, f"external id {system}", ids.get(customer.pk, {})))
+    for name in ("email", "phone"):
+        value = getattr(identifiers, name)
+        for customer in customers:
+            if value and getattr(customer, name) == value:
+                found.setdefault(customer.pk, Match(customer, name, ids.get(customer.pk, {})))
+    return list(found.values())
 
 
 def _compatible(known: dict[str, set[str]], other: dict[str, set[str]]) -> bool:
@@ -93,21 +140,22 @@ def _compatible(known: dict[str, set[str]], other: dict[str, set[str]]) -> bool:
 class Resolution:
     chosen: list[tuple[Customer, str]] = field(default_factory=list)  # oldest first after sorting
     blocked: list[Customer] = field(default_factory=list)  # matches not merged (merge protection)
+    ids: dict[int, dict[str, set[str]]] = field(default_factory=dict)  # each match's external ids by system
 
 
-def customers_choose(*, identifiers: Identifiers) -> Resolution:
+def customers_choose(*, identifiers: Identifiers, lock: bool = False) -> Resolution:
     """Pick the matches that may be one person: greedily, in matching order, keeping the
-    accumulated ids free of two different values of one system."""
+    accumulated ids free of two different values of one system. `lock`: see `matching_customers`."""
     known = {system: {value} for system, value in identifiers.external_ids.items()}
     resolution = Resolution()
-    for customer, reason in matching_customers(identifiers=identifiers):
-        ids = _ids_of(customer)
-        if _compatible(known, ids):
-            for system, values in ids.items():
+    for match in matching_customers(identifiers=identifiers, lock=lock):
+        resolution.ids[match.customer.pk] = match.ids
+        if _compatible(known, match.ids):
+            for system, values in match.ids.items():
                 known.setdefault(system, set()).update(values)
-            resolution.chosen.append((customer, reason))
+            resolution.chosen.append((match.customer, match.reason))
         else:
-            resolution.blocked.append(customer)
+            resolution.blocked.append(match.customer)
     return resolution
 
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .bulk import rows_update
 from .changes import CustomerChange
 from .events import DELETE, EVENT_TYPES, IncomingEvent
 from .exceptions import CanonicalError, MappingError  # noqa: F401  (MappingError is part of the API)
@@ -23,16 +24,18 @@ from .identity import (
 )
 from .mappers import map_data
 from .models import Conflict, Customer, ErasedIdentifier, ExternalId, FieldOverride, SourcePriorityRule, SourceValue
-from .patch import RULE_FIELDS, patch_normalize
+from .patch import RULE_FIELDS, NormalizedPatch, patch_normalize
 from .problems import problem
 from .selectors import customer_snapshot
 from .survivorship import Candidate, Decision, Rule, decide, is_newer, loses_on_rank, override_holds
 
-__all__ = ["ApplyResult", "CanonicalError", "MappingError", "event_apply", "conflict_resolve"]
+__all__ = [
+    "ApplyResult", "CanonicalError", "IdentifiersBusy", "MappingError", "PreparedEvent", "conflict_resolve",
+    "event_apply", "event_prepare", "prepared_apply", "rules_load",
+]
 
 DEFAULT_RULE = Rule()  # a field without a rule: every source may, equal rank
 RESOLVE_DECISIONS = ("accept_incoming", "keep_current")
-_LOCK_ATTEMPTS = 3
 
 
 @dataclass
@@ -58,20 +61,52 @@ def _validate(event: IncomingEvent) -> None:
         raise CanonicalError("occurred_at must be a timezone-aware datetime")
 
 
-def event_apply(*, event: IncomingEvent) -> ApplyResult:
-    """Apply one inbox event to the golden records; see DESIGN.md "Canonical model and rules".
+@dataclass(frozen=True)
+class PreparedEvent:
+    """An event validated, mapped and normalized: everything before the first database access."""
 
-    Raises `CanonicalError` when the event as a whole cannot be applied; per-field
-    problems are returned, not raised. Applying the same event again changes nothing.
-    """
-    _require_atomic("event_apply")
+    event: IncomingEvent
+    patch: Any  # NormalizedPatch
+    identifiers: Identifiers
+
+
+class IdentifiersBusy(Exception):
+    """`lock_wait=False` and another transaction holds one of the event's identifiers; nothing was written."""
+
+
+def event_prepare(*, event: IncomingEvent) -> PreparedEvent:
+    """Validate, map and normalize (no database); raises `CanonicalError` for an event that can never apply."""
     _validate(event)
     patch = patch_normalize(raw=map_data(schema_version=event.schema_version, data=event.data),
                             default_region=event.default_region)
     identifiers = Identifiers.from_patch(patch)
     if not identifiers:
         raise CanonicalError("the event carries no usable identifier (external id, email or phone)")
-    identifiers_lock(identifiers=identifiers)
+    return PreparedEvent(event=event, patch=patch, identifiers=identifiers)
+
+
+def event_apply(*, event: IncomingEvent, rules: dict[str, Rule] | None = None) -> ApplyResult:
+    """Apply one inbox event to the golden records; see DESIGN.md "Canonical model and rules".
+
+    Raises `CanonicalError` when the event as a whole cannot be applied; per-field
+    problems are returned, not raised. Applying the same event again changes nothing.
+    """
+    _require_atomic("event_apply")
+    return prepared_apply(prepared=event_prepare(event=event), rules=rules)
+
+
+def prepared_apply(*, prepared: PreparedEvent, rules: dict[str, Rule] | None = None,
+                   lock_wait: bool = True) -> ApplyResult:
+    """Apply a prepared event. `rules` (from `rules_load`) lets a batch read them once.
+
+    With `lock_wait=False` raises `IdentifiersBusy`, before writing anything,
+    when another transaction works on one of the event's identifiers.
+    """
+    _require_atomic("prepared_apply")
+    event, patch, identifiers = prepared.event, prepared.patch, prepared.identifiers
+    patch = NormalizedPatch(external_ids=patch.external_ids, values=patch.values, problems=list(patch.problems))
+    if not identifiers_lock(identifiers=identifiers, wait=lock_wait):
+        raise IdentifiersBusy(event.event_id)
     if event.type == DELETE:
         return _erase(event=event, identifiers=identifiers, problems=patch.problems)
 
@@ -83,12 +118,13 @@ def event_apply(*, event: IncomingEvent) -> ApplyResult:
                                       "occurred before an erasure of this customer; ignored", "warning"))
         return ApplyResult(customer_id=None, problems=patch.problems)
 
-    survivor, merged_away, reasons, blocked = _resolve_and_lock(identifiers=identifiers)
+    survivor, merged_away, reasons, resolution = _resolve_and_lock(identifiers=identifiers)
+    blocked = resolution.blocked
     result = ApplyResult(customer_id=None, problems=patch.problems)
     created = survivor is None
     if created:
         survivor = Customer.objects.create()
-    before = None if created else _golden(survivor)
+    before = None if created else _golden_fields(survivor)
 
     for other in merged_away:
         customer_merge(survivor=survivor, merged=other, reason=f"matched by {reasons[other.pk]}", event_id=event.event_id)
@@ -100,36 +136,36 @@ def event_apply(*, event: IncomingEvent) -> ApplyResult:
                                        f"would merge customer {survivor.pk} with customer {other.pk}, but they hold "
                                        "different ids of the same system; not merged, identity conflict recorded",
                                        "warning"))
-    _external_ids_attach(customer=survivor, identifiers=identifiers, problems=result.problems)
+    held = {} if created or merged_away else resolution.ids.get(survivor.pk, {})
+    attached = False
+    if any(value not in held.get(system, ()) for system, value in identifiers.external_ids.items()):
+        attached = _external_ids_attach(customer=survivor, identifiers=identifiers, problems=result.problems)
 
-    rules = _rules()
-    touched = _source_values_record(customer=survivor, event=event, values=patch.values)
+    rules = rules_load() if rules is None else rules
+    rows = _source_values_by_field(customer=survivor)
+    touched = _source_values_record(customer=survivor, event=event, values=patch.values, rows=rows)
     for name in patch.values:
         if not rules.get(name, DEFAULT_RULE).allows(event.source):
             result.problems.append(problem(name, event.source, f"source {event.source!r} may not set {name} "
                                            "(field rule); recorded as rejected", "warning"))
-    decisions = _fields_decide(customer=survivor, rules=rules)
-    _conflicts_update(customer=survivor, rules=rules, decisions=decisions, touched=touched, event=event)
+    has_overrides, has_open = (False, False) if created else _steward_state(survivor)
+    decisions = _fields_decide(customer=survivor, rules=rules, rows=rows, has_overrides=has_overrides)
+    _conflicts_update(customer=survivor, rules=rules, decisions=decisions, touched=touched, event=event, rows=rows,
+                      has_open=has_open)
 
-    if created or _golden(survivor) != before:
+    # The external ids are part of the golden record: a merge or a new id changes it too.
+    if created or merged_away or attached or _golden_fields(survivor) != before:
         result.changes.insert(0, _bump(survivor, operation="upsert", source=event.source, correlation_id=event.event_id))
     result.customer_id = survivor.pk
     return result
 
 
 def _resolve_and_lock(*, identifiers: Identifiers):
-    """(survivor or None, customers to merge into it, match reasons, blocked matches), rows locked."""
-    for _ in range(_LOCK_ATTEMPTS):
-        resolution = customers_choose(identifiers=identifiers)
-        ids = sorted(c.pk for c, _ in resolution.chosen)
-        # FOR NO KEY UPDATE: serialises writers of the customer but lets a delivery insert rows that
-        # reference it (its FK check takes KEY SHARE); plain FOR UPDATE deadlocked inbox processing
-        # (customer, then outbox row) against delivery recording (outbox row, then customer).
-        locked = list(Customer.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk"))
-        if len(locked) == len(ids) and not any(c.is_deleted for c in locked):
-            reasons = {c.pk: reason for c, reason in resolution.chosen}
-            return (locked[0] if locked else None), locked[1:], reasons, resolution.blocked
-    raise CanonicalError("the matching customers kept changing concurrently; retry the event")
+    """(survivor or None, customers to merge into it, match reasons, the resolution), rows locked."""
+    resolution = customers_choose(identifiers=identifiers, lock=True)
+    chosen = sorted((c for c, _ in resolution.chosen), key=lambda c: c.pk)
+    reasons = {c.pk: reason for c, reason in resolution.chosen}
+    return (chosen[0] if chosen else None), chosen[1:], reasons, resolution
 
 
 def _golden(customer: Customer) -> dict[str, Any]:
@@ -137,6 +173,15 @@ def _golden(customer: Customer) -> dict[str, Any]:
     for key in ("version", "updated_at", "last_source"):
         snapshot.pop(key)
     return snapshot
+
+
+_GOLDEN_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "addresses", "marketing_opt_in",
+                  "marketing_opt_in_at")
+
+
+def _golden_fields(customer: Customer) -> tuple:
+    """The golden record's own fields (not its external ids, which `prepared_apply` tracks itself)."""
+    return tuple(getattr(customer, name) for name in _GOLDEN_FIELDS)
 
 
 def _bump(customer: Customer, *, operation: str, source: str, correlation_id: str) -> CustomerChange:
@@ -147,48 +192,92 @@ def _bump(customer: Customer, *, operation: str, source: str, correlation_id: st
                           correlation_id=correlation_id)
 
 
-def _rules() -> dict[str, Rule]:
+def rules_load() -> dict[str, Rule]:
+    """The field rules as survivorship sees them; a batch reads them once and passes them on."""
     return {rule.field: rule.as_rule() for rule in SourcePriorityRule.objects.all()}
 
 
-def _external_ids_attach(*, customer: Customer, identifiers: Identifiers, problems: list[dict]) -> None:
+
+def _external_ids_attach(*, customer: Customer, identifiers: Identifiers, problems: list[dict]) -> bool:
+    """Attach the event's external ids the customer does not hold yet; True if any was attached."""
+    if not identifiers.external_ids:
+        return False
+    pairs = Q()
     for system, value in identifiers.external_ids.items():
-        owner = ExternalId.objects.filter(system=system, value=value).values_list("customer_id", flat=True).first()
+        pairs |= Q(system=system, value=value) | Q(customer=customer, system=system)
+    # One read for every id of the event: who owns each (system, value), and which systems the customer has.
+    known = list(ExternalId.objects.filter(pairs).values_list("customer_id", "system", "value"))
+    attached = False
+    for system, value in identifiers.external_ids.items():
+        owner = next((c for c, s, v in known if (s, v) == (system, value)), None)
         if owner == customer.pk:
             continue
         if owner is not None:
             problems.append(problem(f"external_ids.{system}", value,
                                     f"belongs to customer {owner} (identity conflict); not attached", "warning"))
-        elif ExternalId.objects.filter(customer=customer, system=system).exists():
+        elif any(c == customer.pk and s == system for c, s, _ in known):
             problems.append(problem(f"external_ids.{system}", value,
                                     f"customer {customer.pk} already has another {system} id; not attached", "warning"))
         else:
             ExternalId.objects.create(customer=customer, system=system, value=value)
+            known.append((customer.pk, system, value))
+            attached = True
+    return attached
 
 
-def _source_values_record(*, customer: Customer, event: IncomingEvent, values: dict) -> dict[str, Candidate]:
-    """Keep each source's latest value per field; returns the fields this event changed."""
-    existing = {sv.field: sv for sv in SourceValue.objects.filter(customer=customer, source=event.source)}
-    touched = {}
+def _source_values_by_field(*, customer: Customer) -> dict[str, list[SourceValue]]:
+    """Every source value of the customer, read once per event and kept current by the steps below."""
+    rows: dict[str, list[SourceValue]] = {}
+    for row in SourceValue.objects.filter(customer=customer):
+        rows.setdefault(row.field, []).append(row)
+    return rows
+
+
+def _steward_state(customer: Customer) -> tuple[bool, bool]:
+    """(has field overrides, has open conflicts) in one round trip; most customers have neither."""
+    connection = transaction.get_connection()
+    qn = connection.ops.quote_name
+    sql = (f"SELECT EXISTS (SELECT 1 FROM {qn(FieldOverride._meta.db_table)} WHERE customer_id = %s), "
+           f"EXISTS (SELECT 1 FROM {qn(Conflict._meta.db_table)} WHERE customer_id = %s AND status = %s)")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [customer.pk, customer.pk, Conflict.Status.OPEN])
+        has_overrides, has_open = cursor.fetchone()
+    return bool(has_overrides), bool(has_open)
+
+
+def _source_values_record(*, customer: Customer, event: IncomingEvent, values: dict,
+                           rows: dict[str, list[SourceValue]]) -> dict[str, Candidate]:
+    """Keep each source's latest value per field (in `rows` too); returns the fields this event changed."""
+    now = timezone.now()
+    touched, created, updated = {}, [], []
     for name, value in values.items():
         incoming = Candidate(source=event.source, value=value, occurred_at=event.occurred_at, event_id=event.event_id)
-        row = existing.get(name)
+        row = next((r for r in rows.get(name, []) if r.source == event.source), None)
         if row is not None and not is_newer(incoming, row.as_candidate()):
             continue  # an older (or the same) event: the stored value stays
         if row is None:
             row = SourceValue(customer=customer, field=name, source=event.source)
-        row.value, row.occurred_at, row.event_id = value, event.occurred_at, event.event_id
-        row.save()
+            rows.setdefault(name, []).append(row)
+            created.append(row)
+        else:
+            updated.append(row)
+        row.value, row.occurred_at, row.event_id, row.updated_at = value, event.occurred_at, event.event_id, now
         touched[name] = incoming
+    if created:
+        SourceValue.objects.bulk_create(created)
+    if updated:
+        rows_update(updated, ["value", "occurred_at", "event_id", "updated_at"])
     return touched
 
 
-def _fields_decide(*, customer: Customer, rules: dict[str, Rule]) -> dict[str, Decision]:
+def _fields_decide(*, customer: Customer, rules: dict[str, Rule],
+                   rows: dict[str, list[SourceValue]] | None = None, has_overrides: bool = True) -> dict[str, Decision]:
     """Re-decide every field of the customer from its source values and overrides; set the golden fields."""
-    rows: dict[str, list[SourceValue]] = {}
-    for row in SourceValue.objects.filter(customer=customer):
-        rows.setdefault(row.field, []).append(row)
-    overrides = {o.field: o for o in FieldOverride.objects.filter(customer=customer)}
+    if rows is None:
+        rows = _source_values_by_field(customer=customer)
+    overrides = {o.field: o for o in FieldOverride.objects.filter(customer=customer)} if has_overrides else {}
+    now = timezone.now()
+    changed: list[SourceValue] = []
     decisions = {}
     for name in RULE_FIELDS:
         rule = rules.get(name, DEFAULT_RULE)
@@ -201,12 +290,14 @@ def _fields_decide(*, customer: Customer, rules: dict[str, Rule]) -> dict[str, D
         for row in rows.get(name, []):
             winner = not decision.override_active and decision.winner is not None and row.source == decision.winner.source
             if (row.is_winner, row.rejected) != (winner, not rule.allows(row.source)):
-                row.is_winner, row.rejected = winner, not rule.allows(row.source)
-                row.save(update_fields=["is_winner", "rejected", "updated_at"])
+                row.is_winner, row.rejected, row.updated_at = winner, not rule.allows(row.source), now
+                changed.append(row)
         if override is not None and not override.is_winner:
             override.is_winner = True
             override.save(update_fields=["is_winner", "updated_at"])
         decisions[name] = decision
+    if changed:
+        rows_update(changed, ["is_winner", "rejected", "updated_at"])
     _golden_set(customer, decisions)
     return decisions
 
@@ -220,17 +311,17 @@ def _golden_set(customer: Customer, decisions: dict[str, Decision]) -> None:
     customer.marketing_opt_in_at = parse_datetime(consent["at"]) if consent and consent.get("at") else None
 
 
-def _conflicts_update(*, customer, rules, decisions, touched: dict[str, Candidate], event: IncomingEvent) -> None:
+def _conflicts_update(*, customer, rules, decisions, touched: dict[str, Candidate], event: IncomingEvent,
+                      rows: dict[str, list[SourceValue]], has_open: bool = True) -> None:
     """Open a conflict for a changed value that loses on rank; supersede those that no longer apply."""
     if not touched:
         return
-    # Two queries for all touched fields instead of two per field: the loop only
-    # changes conflicts of the field it is on, and no source value.
-    latest_by_field: dict[str, dict[str, Any]] = {}
-    for sv in SourceValue.objects.filter(customer=customer, field__in=list(touched)):
-        latest_by_field.setdefault(sv.field, {})[sv.source] = sv.value
+    # One query for all touched fields: the loop only changes conflicts of the
+    # field it is on, and no source value (`rows` holds their current values).
+    latest_by_field = {name: {sv.source: sv.value for sv in rows.get(name, [])} for name in touched}
     open_by_field: dict[str, list[Conflict]] = {}
-    for conflict in Conflict.objects.filter(customer=customer, field__in=list(touched), status=Conflict.Status.OPEN):
+    open_conflicts = Conflict.objects.filter(customer=customer, field__in=list(touched), status=Conflict.Status.OPEN)
+    for conflict in open_conflicts if has_open else ():
         open_by_field.setdefault(conflict.field, []).append(conflict)
     for name, incoming in touched.items():
         rule, winner = rules.get(name, DEFAULT_RULE), decisions[name].winner
@@ -316,7 +407,7 @@ def conflict_resolve(*, conflict_id: int, decision: str, user) -> list[CustomerC
         if conflict.field == Conflict.IDENTITY:
             raise CanonicalError("identity conflicts cannot be accepted automatically: the records hold different "
                                  "ids of the same system; keep them apart or correct the source systems")
-        rules = _rules()
+        rules = rules_load()
         rule = rules.get(conflict.field, DEFAULT_RULE)
         limit = rule.rank(conflict.incoming_source)
         ranked_as_well = [

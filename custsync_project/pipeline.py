@@ -1,11 +1,18 @@
-"""The worker side of the inbox: one event in, golden record and outbox out.
+"""The worker side of the inbox: events in, golden records and outbox out.
 
-`inbox_event_process` is the django-q2 task the gateway enqueues after commit.
-Its guarantees (DESIGN.md "Data flow"):
+`inbox_pump` is the django-q2 task the gateway enqueues after commit (at most
+one wake-up per gateway process per `INBOX_KICK_INTERVAL_SECONDS`, the skipped
+ones sent at the interval's end, so every accepted event is followed by a
+wake-up). A pump claims batches of events and applies each batch in one
+transaction until the inbox is empty. `inbox_event_process` is the
+one-event task (sweeper, batch import, and the fallback for a failed batch).
+The guarantees (DESIGN.md "Data flow"):
 
 - Exactly-once effect: the golden-record change, its provenance, conflicts, the
-  outbox rows and `status=processed` commit in ONE transaction; a crash at any
-  point rolls all of it back and the event is simply tried again.
+  outbox rows and `status=processed` commit in ONE transaction (per event, or
+  per batch); a crash at any point rolls all of it back and the events are
+  simply tried again. A batch that fails for any reason is rolled back and its
+  events are applied one by one, so one bad event never holds back the others.
 - Safe to run twice: only an event we hold a live lease on is applied, and a
   processed event is never claimed again.
 - Nothing depends on the task message: `inbox_sweep` (every minute) re-enqueues
@@ -15,20 +22,24 @@ Its guarantees (DESIGN.md "Data flow"):
 import logging
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
+from canonical.bulk import rows_update
 from canonical.events import IncomingEvent
-from canonical.services import CanonicalError, event_apply
+from canonical.services import (
+    CanonicalError, IdentifiersBusy, PreparedEvent, event_apply, event_prepare, prepared_apply, rules_load,
+)
 from custsync_project import metrics
 from custsync_project.logging import correlation
 from targets.services import outbox_enqueue
 from webhooks.models import InboxEvent
-from webhooks.services import inbox_event_enqueue
+from webhooks.services import inbox_event_enqueue, inbox_pump_kick
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +48,8 @@ LEASE_SECONDS = settings.INBOX_LEASE_SECONDS
 MAX_ATTEMPTS = settings.INBOX_MAX_ATTEMPTS
 # An event still `received` this long after arrival has lost its task message.
 SWEEP_AFTER_SECONDS = settings.INBOX_SWEEP_AFTER_SECONDS
+BATCH_SIZE = settings.INBOX_BATCH_SIZE
+PUMP_BUDGET_SECONDS = settings.INBOX_PUMP_BUDGET_SECONDS
 
 Status = InboxEvent.Status
 
@@ -150,6 +163,151 @@ def inbox_event_process(event_pk: int) -> str:
         log = logger.warning if outcome in ("failed", "crashed") else logger.info
         log("inbox event %s", outcome, extra={"source": event.source.name, "duration_ms": round(elapsed * 1000, 1)})
         return outcome
+
+
+# --- batches ---------------------------------------------------------------------
+
+def inbox_batch_claim(*, owner: str, limit: int) -> list[InboxEvent]:
+    """Lease up to `limit` claimable events, oldest first, in one short transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        events = list(
+            _claimable(now).select_for_update(skip_locked=True, of=("self",))
+            .select_related("source").order_by("pk")[:limit]
+        )
+        if not events:
+            return []
+        expires = now + timedelta(seconds=LEASE_SECONDS)
+        InboxEvent.objects.filter(pk__in=[e.pk for e in events]).update(
+            status=Status.PROCESSING, lease_owner=owner, lease_expires_at=expires, attempts=F("attempts") + 1,
+        )
+    for event in events:  # the rows were locked from the SELECT to the UPDATE: their new state is known
+        event.status, event.lease_owner, event.lease_expires_at = Status.PROCESSING, owner, expires
+        event.attempts += 1
+    return events
+
+
+@dataclass
+class BatchOutcome:
+    outcomes: dict[int, str] = field(default_factory=dict)  # event pk -> processed / failed / crashed / lease_lost
+    deferred: list[InboxEvent] = field(default_factory=list)  # identifiers busy in another transaction
+
+
+def _prepare(events: list[InboxEvent], owner: str, result: BatchOutcome) -> list[tuple[InboxEvent, PreparedEvent]]:
+    """Map and normalize every event; park those that can never apply (as the one-event path does)."""
+    prepared = []
+    for event in events:
+        try:
+            prepared.append((event, event_prepare(event=_incoming(event))))
+        except CanonicalError as exc:
+            _inbox_event_fail(event=event, owner=owner, error=str(exc), final=True)
+            result.outcomes[event.pk] = "failed"
+    return prepared
+
+
+def inbox_batch_apply(*, events: list[InboxEvent], owner: str) -> BatchOutcome:
+    """Apply claimed events in ONE transaction: golden records, one outbox write, all marked processed.
+
+    No savepoint per event: if anything fails (a crash, a deadlock, an event
+    that turns out to be inapplicable half-way) the whole batch rolls back and
+    each event is applied alone by `inbox_event_apply`, which records its own
+    outcome. An event whose identifiers another worker holds is deferred (it
+    keeps its lease; the pump offers it to the next batch) instead of waiting
+    while this batch holds its own locks, so two batches never deadlock on them.
+    """
+    result = BatchOutcome()
+    prepared = _prepare(events, owner, result)
+    if not prepared:
+        return result
+    try:
+        with transaction.atomic():
+            fenced = set(
+                InboxEvent.objects.select_for_update()
+                .filter(pk__in=[e.pk for e, _ in prepared], status=Status.PROCESSING, lease_owner=owner)
+                .values_list("pk", flat=True)
+            )
+            rules = rules_load()
+            done: list[InboxEvent] = []
+            changes = []
+            for event, ready in prepared:
+                if event.pk not in fenced:
+                    result.outcomes[event.pk] = "lease_lost"
+                    continue
+                with correlation(event.event_id):
+                    try:
+                        applied = prepared_apply(prepared=ready, rules=rules, lock_wait=False)
+                    except IdentifiersBusy:
+                        result.deferred.append(event)
+                        continue
+                changes.extend(applied.changes)
+                event.status, event.processed_at = Status.PROCESSED, timezone.now()
+                event.problems, event.customer_id, event.last_error = applied.problems, applied.customer_id, ""
+                event.lease_owner, event.lease_expires_at = "", None
+                done.append(event)
+            outbox_enqueue(changes=changes)
+            rows_update(done, [
+                "status", "processed_at", "problems", "customer", "last_error", "lease_owner", "lease_expires_at",
+            ])
+            result.outcomes.update((event.pk, "processed") for event in done)
+    except Exception:  # noqa: BLE001 - any failure: nothing of the batch was written; go one by one
+        logger.warning("batch of %d events rolled back; applying them one by one", len(prepared), exc_info=True)
+        result = BatchOutcome(outcomes={pk: o for pk, o in result.outcomes.items() if o == "failed"})
+        for event, _ in prepared:
+            if event.pk not in result.outcomes:
+                result.outcomes[event.pk] = inbox_event_apply(event=event, owner=owner)
+    return result
+
+
+def _batch_record(events: list[InboxEvent], result: BatchOutcome, seconds: float) -> None:
+    per_event = seconds / max(len(events), 1)
+    for event in events:
+        outcome = result.outcomes.get(event.pk)
+        if outcome is None:
+            continue  # deferred
+        metrics.inbox_processed(source=event.source.name, outcome=outcome, seconds=per_event)
+        with correlation(event.event_id):
+            log = logger.warning if outcome in ("failed", "crashed") else logger.debug
+            log("inbox event %s", outcome, extra={"source": event.source.name})
+
+
+def inbox_pump(budget_seconds: float | None = None) -> dict:
+    """django-q2 task: apply claimable events in batches until none is left or the budget is spent.
+
+    Any number of pumps may run at once (each claims with SKIP LOCKED). One
+    that runs out of budget with work left wakes a successor.
+    """
+    owner = f"pump-{uuid.uuid4().hex[:12]}"
+    deadline = time.monotonic() + (PUMP_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
+    totals: dict[str, int] = {}
+    carried: list[InboxEvent] = []
+    while True:
+        started = time.monotonic()
+        events = carried + inbox_batch_claim(owner=owner, limit=max(BATCH_SIZE - len(carried), 1))
+        if not events:
+            break
+        result = inbox_batch_apply(events=events, owner=owner)
+        _batch_record(events, result, time.monotonic() - started)
+        for outcome in result.outcomes.values():
+            totals[outcome] = totals.get(outcome, 0) + 1
+        carried = result.deferred
+        if len(carried) == len(events):
+            time.sleep(0.05)  # all held by another batch: let it commit
+        if time.monotonic() >= deadline:
+            _pump_release(carried, owner)
+            inbox_pump_kick(immediately=True)
+            totals["handed_over"] = 1
+            break
+    if totals:
+        logger.info("inbox pump: %s", ", ".join(f"{k}={v}" for k, v in sorted(totals.items())))
+    return totals
+
+
+def _pump_release(events: list[InboxEvent], owner: str) -> None:
+    """Give deferred events back (their lease ends now) for the next pump."""
+    if events:
+        InboxEvent.objects.filter(pk__in=[e.pk for e in events], lease_owner=owner).update(
+            lease_owner="", lease_expires_at=None, attempts=F("attempts") - 1,
+        )
 
 
 def inbox_sweep() -> int:

@@ -143,6 +143,13 @@ WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS = env.int("WEBHOOK_TIMESTAMP_TOLERANCE_SECON
 INBOX_LEASE_SECONDS = env.int("INBOX_LEASE_SECONDS", default=120)
 INBOX_MAX_ATTEMPTS = env.int("INBOX_MAX_ATTEMPTS", default=5)
 INBOX_SWEEP_AFTER_SECONDS = env.int("INBOX_SWEEP_AFTER_SECONDS", default=60)
+# The inbox pump claims up to this many events at a time and applies them in one
+# transaction; it runs until the inbox is empty or its time budget is spent.
+INBOX_BATCH_SIZE = env.int("INBOX_BATCH_SIZE", default=50)
+INBOX_PUMP_BUDGET_SECONDS = env.float("INBOX_PUMP_BUDGET_SECONDS", default=30.0)
+# A gateway process wakes the pump at most once per this interval; a wake-up
+# skipped inside it is sent at its end (0: one wake-up per accepted event).
+INBOX_KICK_INTERVAL_SECONDS = env.float("INBOX_KICK_INTERVAL_SECONDS", default=0.1)
 
 # --- REST framework / OpenAPI ----------------------------------------------
 REST_FRAMEWORK = {

@@ -24,6 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
+from canonical.bulk import rows_update
 from canonical.changes import CustomerChange
 from canonical.models import Customer
 from canonical.selectors import customer_snapshot
@@ -96,8 +97,12 @@ def _coalesce(changes: Iterable[CustomerChange]) -> dict[int, tuple[int, str, st
     return merged
 
 
-def _outbox_row_update(*, row: OutboxMessage, version: int, operation: str, correlation_id: str, resend: bool) -> int:
-    """Coalesce a change into the (locked) active row of its (target, customer)."""
+_COALESCED_FIELDS = ["version", "operation", "correlation_id", "force_send", "updated_at"]
+
+
+def _outbox_row_coalesce(*, row: OutboxMessage, version: int, operation: str, correlation_id: str,
+                         resend: bool) -> bool:
+    """Coalesce a change into the (locked) active row of its (target, customer), in memory; True if it changed."""
     # State transfer: keep the highest version; a delete supersedes a pending upsert.
     new_version = max(row.version, version)
     new_operation = Operation.DELETE if Operation.DELETE in (row.operation, operation) else Operation.UPSERT
@@ -105,11 +110,18 @@ def _outbox_row_update(*, row: OutboxMessage, version: int, operation: str, corr
     if (new_version, new_operation, new_correlation, row.force_send or resend) == (
         row.version, row.operation, row.correlation_id, row.force_send
     ):
+        return False
+    row.version, row.operation, row.correlation_id = new_version, new_operation, new_correlation
+    row.force_send, row.updated_at = row.force_send or resend, timezone.now()
+    return True
+
+
+def _outbox_row_update(*, row: OutboxMessage, version: int, operation: str, correlation_id: str, resend: bool) -> int:
+    """Coalesce a change into the (locked) active row of its (target, customer) and save it."""
+    if not _outbox_row_coalesce(row=row, version=version, operation=operation, correlation_id=correlation_id,
+                                resend=resend):
         return 0
-    OutboxMessage.objects.filter(pk=row.pk).update(
-        version=new_version, operation=new_operation, correlation_id=new_correlation,
-        force_send=row.force_send or resend, updated_at=timezone.now(),
-    )
+    rows_update([row], _COALESCED_FIELDS)
     return 1
 
 
@@ -150,16 +162,18 @@ def _outbox_rows_write(*, target_ids: list[int], merged: dict[int, tuple[int, st
             target_id__in=target_ids, customer_id__in=list(merged), status__in=ACTIVE,
         ).order_by("target_id", "customer_id")  # one lock order for every writer
     }
-    written = 0
+    changed = []
     missing = []
     for target_id in target_ids:
         for customer_id, (version, operation, correlation_id) in merged.items():
             row = existing.get((target_id, customer_id))
-            if row is not None:
-                written += _outbox_row_update(row=row, version=version, operation=operation,
-                                              correlation_id=correlation_id or "", resend=resend)
-            else:
+            if row is None:
                 missing.append((target_id, customer_id, version, operation, correlation_id or ""))
+            elif _outbox_row_coalesce(row=row, version=version, operation=operation,
+                                      correlation_id=correlation_id or "", resend=resend):
+                changed.append(row)
+    rows_update(changed, _COALESCED_FIELDS)
+    written = len(changed)
     if not missing:
         return written
     now = timezone.now()

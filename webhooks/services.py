@@ -21,6 +21,7 @@ from custsync_project.secrets import SecretReferenceError, reference_variable, r
 
 from .envelope import dedup_key_compute, envelope_validate, json_object_parse, source_name_get
 from .errors import WebhookError
+from .kick import Debounced
 from .models import InboxEvent, Source
 from .selectors import source_get_enabled
 from .signatures import SecretFormatError, SignatureError, scheme_key, signed_request_parse
@@ -28,6 +29,7 @@ from .signatures import SecretFormatError, SignatureError, scheme_key, signed_re
 logger = logging.getLogger(__name__)
 
 PROCESS_TASK = "custsync_project.pipeline.inbox_event_process"
+PUMP_TASK = "custsync_project.pipeline.inbox_pump"
 DEDUP_CONSTRAINT = "webhooks_inboxevent_unique_source_event_id"
 ACCEPTED = "accepted"
 DUPLICATE_IGNORED = "duplicate_ignored"
@@ -145,10 +147,10 @@ def _inbox_event_insert_logged(*, event: InboxEvent) -> ReceiveResult:
         if transaction.get_connection().in_atomic_block:
             with transaction.atomic():
                 event.save(force_insert=True)
-                _enqueue_on_commit(event.pk)
+                _kick_on_commit()
         else:
             event.save(force_insert=True)
-            _enqueue_on_commit(event.pk)
+            _kick_on_commit()
     except IntegrityError as exc:
         # Only the dedup constraint means "already stored"; anything else must
         # not tell the sender its event arrived.
@@ -167,25 +169,43 @@ def _inbox_event_insert_logged(*, event: InboxEvent) -> ReceiveResult:
 def inbox_event_enqueue(*, event_id: int) -> None:
     """Queue processing of one inbox event (by primary key); call it after commit.
 
-    Safe to call twice: the task re-reads the row and claims it. A lost task
-    message is recovered by the sweeper, which calls this again.
+    Safe to call twice: the task re-reads the row and claims it. The sweeper
+    uses it for events whose wake-up was lost.
     """
     from django_q.tasks import async_task
 
     async_task(PROCESS_TASK, event_id)
 
 
-def _enqueue_on_commit(pk: int) -> None:
+def _pump_enqueue() -> None:
+    from django_q.tasks import async_task
+
+    async_task(PUMP_TASK)
+
+
+_debounced_kick: Debounced | None = None
+
+
+def inbox_pump_kick(*, immediately: bool = False) -> None:
+    """Wake the inbox pump (see `webhooks.kick`); call it after commit."""
+    global _debounced_kick
+    interval = settings.INBOX_KICK_INTERVAL_SECONDS
+    if immediately or interval <= 0 or settings.Q_CLUSTER.get("sync"):
+        _pump_enqueue()
+        return
+    if _debounced_kick is None:
+        _debounced_kick = Debounced(_pump_enqueue, interval)
+    _debounced_kick()
+
+
+def _kick_on_commit() -> None:
     # robust: a broker outage after COMMIT is logged, not turned into a 500 for
     # an event that is safely stored; the sweeper enqueues it later.
-    def enqueue_inbox_event() -> None:
-        inbox_event_enqueue(event_id=pk)
-
-    transaction.on_commit(enqueue_inbox_event, robust=True)
+    transaction.on_commit(inbox_pump_kick, robust=True)
 
 
 def inbox_event_replay(*, event_ids: Iterable[int]) -> list[int]:
-    """Set failed events back to `received`, clear their lease, enqueue them after commit.
+    """Set failed events back to `received`, clear their lease, wake the pump after commit.
 
     Only events that are `failed` at the moment of the update change; returns
     their primary keys. Attempts and the last error are kept as history.
@@ -199,7 +219,7 @@ def inbox_event_replay(*, event_ids: Iterable[int]) -> list[int]:
         InboxEvent.objects.filter(pk__in=pks).update(
             status=InboxEvent.Status.RECEIVED, lease_owner="", lease_expires_at=None,
         )
-        for pk in pks:
-            _enqueue_on_commit(pk)
+        if pks:
+            _kick_on_commit()
     logger.info("replayed %d failed inbox events", len(pks))
     return pks

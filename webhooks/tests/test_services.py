@@ -45,7 +45,7 @@ def test_database_down_is_503_never_duplicate(shop, post, monkeypatch):
     assert response.json() == {"ok": False, "error": "the event could not be stored; retry later"}
 
 
-def test_replay_resets_only_failed_events_and_enqueues_after_commit(shop, monkeypatch,
+def test_replay_resets_only_failed_events_and_wakes_the_pump_after_commit(shop, monkeypatch,
                                                                     django_capture_on_commit_callbacks):
     failed = _event(shop, event_id="f", status="failed", attempts=5, last_error="boom",
                     lease_owner="w1", lease_expires_at="2026-01-14T10:12:00Z")
@@ -62,7 +62,7 @@ def test_replay_resets_only_failed_events_and_enqueues_after_commit(shop, monkey
     assert (failed.status, failed.lease_owner, failed.lease_expires_at) == ("received", "", None)
     assert (failed.attempts, failed.last_error) == (5, "boom")  # history kept
     assert done.status == "processed"
-    assert enqueued == [("custsync_project.pipeline.inbox_event_process", failed.pk)]
+    assert enqueued == [("custsync_project.pipeline.inbox_pump",)]  # one wake-up for the whole replay
 
 
 def test_log_lines_about_a_stored_event_carry_its_id(caplog):

@@ -7,7 +7,7 @@ import pytest
 from django.test import override_settings
 
 from webhooks.models import InboxEvent, Source
-from webhooks.services import PROCESS_TASK
+from webhooks.services import PUMP_TASK
 
 from .conftest import (
     SHOP_SECRET, SUPPORT_SECRET, SUPPORT_SECRET_OLD, URL, body_of, hmac_headers, sample_event, standard_headers,
@@ -42,14 +42,14 @@ def test_accepted_event_is_stored_as_received(shop, post, django_capture_on_comm
     assert len(callbacks) == 1
 
 
-def test_enqueue_after_commit_puts_the_processing_task_on_the_queue(shop, post, monkeypatch,
+def test_enqueue_after_commit_wakes_the_inbox_pump(shop, post, monkeypatch,
                                                                       django_capture_on_commit_callbacks):
     calls = []
     monkeypatch.setattr("django_q.tasks.async_task", lambda *args, **kw: calls.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         response = post(sample_event())
     assert response.status_code == 202
-    assert calls == [(PROCESS_TASK, InboxEvent.objects.get().pk)]
+    assert calls == [(PUMP_TASK,)]
 
 
 def test_failing_enqueue_still_answers_202_the_sweeper_catches_up(shop, post, monkeypatch,
