@@ -27,3 +27,9 @@ def _inbox_wake_up_per_event(settings):
     """In-process tests: one pump wake-up per accepted event, no trailing timer thread (which
     would write to the broker from outside the test's transaction). Subprocess tests keep the default."""
     settings.INBOX_KICK_INTERVAL_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
+def _source_read_per_request(settings):
+    """The per-process source cache outlives a test's rolled-back rows; tests that want it turn it on."""
+    settings.WEBHOOK_SOURCE_CACHE_SECONDS = 0

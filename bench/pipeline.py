@@ -4,8 +4,8 @@
 
 Per round: a fresh database (custsync_bench_pipeline, dropped and recreated),
 the dev sync config (targets cdp, crm, n8n enabled), N upserts pre-loaded into
-the inbox (default 5,000 for 2,000 customers) with their processing tasks
-enqueued as the gateway does, then `manage.py qcluster` with Q_WORKERS=2
+the inbox (default 5,000 for 2,000 customers) and two inbox-pump wake-ups
+enqueued (the gateway sends one per accepted burst), then `manage.py qcluster` with Q_WORKERS=2
 (two worker processes) is started and timed until every event is processed.
 The targets' pump leases are held by the bench during the run (as when a
 pump is already running), so delivery does not compete for the two workers:
@@ -51,7 +51,7 @@ def preload(env: dict, *, events: int, customers: int) -> None:
     from targets.models import Target
     from webhooks.envelope import envelope_validate
     from webhooks.models import InboxEvent, Source
-    from webhooks.services import inbox_event_enqueue
+    from webhooks.services import inbox_pump_kick
 
     for target in Target.objects.filter(enabled=True):
         target_runtime_ensure(target_id=target.pk)
@@ -64,8 +64,9 @@ def preload(env: dict, *, events: int, customers: int) -> None:
         rows.append(InboxEvent(source=source, event_id=env_.event_id, type=env_.type, schema_version=1,
                                occurred_at=env_.occurred_at, payload=obj))
     InboxEvent.objects.bulk_create(rows, batch_size=1000)
-    for pk in InboxEvent.objects.order_by("pk").values_list("pk", flat=True):
-        inbox_event_enqueue(event_id=pk)
+    # As the gateway does: wake-ups, not one task per event (one per worker, so both start at once).
+    for _ in range(2):
+        inbox_pump_kick(immediately=True)
 
 
 def _psycopg2_worker(url: str, events: int, writes_per_event: float, seed: int) -> None:

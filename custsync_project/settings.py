@@ -101,8 +101,9 @@ if IS_SQLITE:
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    # One extra round trip per request; off is fine where the database rarely drops connections.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+    # On: one extra round trip per request (a quarter of a webhook's). Off (Django's default): after a
+    # database restart each process answers one request with 503 "retry later", then reconnects.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
     if env("TEST_DATABASE_NAME", default=None):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 
@@ -136,6 +137,9 @@ STORAGES = {
 WEBHOOK_MAX_BODY_BYTES = 256 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
 WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS = env.int("WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS", default=300)
+# Each gateway process keeps enabled sources this long: disabling a source or
+# changing its secret references takes effect everywhere within it (0: read per request).
+WEBHOOK_SOURCE_CACHE_SECONDS = env.float("WEBHOOK_SOURCE_CACHE_SECONDS", default=5.0)
 
 # --- Inbox processing -------------------------------------------------------
 # A worker's claim on an event lasts this long; a crashed worker's events are

@@ -249,6 +249,31 @@ def test_disabled_source_is_401(shop, post):
     assert not InboxEvent.objects.exists()
 
 
+def test_with_the_source_cache_a_disable_counts_at_once_in_this_process_and_within_the_ttl_elsewhere(
+        shop, post, settings, monkeypatch):
+    from webhooks import selectors
+
+    settings.WEBHOOK_SOURCE_CACHE_SECONDS = 60
+    selectors.source_cache_clear()
+    assert post(sample_event(event_id="e1")).status_code == 202  # cached now
+    # another process disabled it (no signal here): this process still accepts until the TTL ends
+    Source.objects.filter(pk=shop.pk).update(enabled=False)
+    assert post(sample_event(event_id="e2")).status_code == 202
+    real_monotonic = selectors.time.monotonic
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: real_monotonic() + 61)
+    assert_error(post(sample_event(event_id="e3")), 401, NOT_VERIFIED)
+    # a save in this process (admin, config import) clears the cache at once
+    monkeypatch.setattr(selectors.time, "monotonic", real_monotonic)
+    shop.refresh_from_db()
+    shop.enabled = True
+    shop.save()
+    assert post(sample_event(event_id="e4")).status_code == 202
+    shop.enabled = False
+    shop.save()
+    assert_error(post(sample_event(event_id="e5")), 401, NOT_VERIFIED)
+    selectors.source_cache_clear()
+
+
 def test_request_signed_with_the_other_scheme_is_401(shop, support, post):
     # shop uses hmac-sha256; a Standard Webhooks signature with shop's secret is not accepted
     body = body_of(sample_event())
