@@ -265,9 +265,10 @@ def _batch_record(events: list[InboxEvent], result: BatchOutcome, seconds: float
         if outcome is None:
             continue  # deferred
         metrics.inbox_processed(source=event.source.name, outcome=outcome, seconds=per_event)
-        with correlation(event.event_id):
-            log = logger.warning if outcome in ("failed", "crashed") else logger.debug
-            log("inbox event %s", outcome, extra={"source": event.source.name})
+        with correlation(event.event_id):  # the per-event line support greps for (runbook: tracing)
+            log = logger.warning if outcome in ("failed", "crashed") else logger.info
+            log("inbox event %s", outcome, extra={"source": event.source.name, "batch": len(events),
+                                                  "duration_ms": round(per_event * 1000, 1)})
 
 
 def inbox_pump(budget_seconds: float | None = None) -> dict:
