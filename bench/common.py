@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -281,3 +282,22 @@ def summary_append(path: str | None, summary: dict) -> None:
     if path:
         with open(path, "a") as f:
             f.write(json.dumps(summary) + "\n")
+
+
+def pyspy_start(pid: int, *, seconds: float, name: str):
+    """With BENCH_PYSPY=1 and py-spy installed (not in requirements): sample `pid` (GIL holders
+    only, i.e. CPU) for `seconds` into var/bench/<name>-pyspy.txt; summarize with bench/pyspy_summary.py."""
+    pyspy = shutil.which("py-spy") or str(BASE_DIR / ".venv" / "bin" / "py-spy")
+    if not os.environ.get("BENCH_PYSPY") or not os.path.exists(pyspy):
+        return None
+    out = VAR_DIR / f"{name}-pyspy.txt"
+    cmd = [pyspy, "record", "-p", str(pid), "-d", str(max(int(seconds), 1)), "-r", "200", "--gil",
+           "-f", "raw", "-o", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
+
+
+def pyspy_finish(profiler) -> None:
+    if profiler is not None:
+        process, out = profiler
+        process.wait(timeout=120)
+        print(f"  py-spy profile: {out} (bench/pyspy_summary.py {out})", flush=True)

@@ -79,7 +79,9 @@ def run_app(name, app, *, env, table, conn, seconds, n_events, round_no, pythonp
         cpu = common.CpuTimes(workers)
         before = count(conn, table)
         load_before = common.loadavg()
+        profiler = common.pyspy_start(workers[0], seconds=seconds - 1, name=f"ingest-{name}") if workers else None
         result = wrk(url, str(main), seconds)
+        common.pyspy_finish(profiler)
         accepted = count(conn, table) - before
         cpu_s = cpu.elapsed()
         result.update(

@@ -92,6 +92,21 @@ def _received(sandbox_url: str) -> dict[str, float]:
     return first
 
 
+def _inbox_latency(url: str) -> dict:
+    """Where the time goes: stored (received_at) -> golden record + outbox committed (processed_at)."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1000 * extract(epoch FROM processed_at - received_at) FROM webhooks_inboxevent "
+                        "WHERE processed_at IS NOT NULL")
+            values = [float(row[0]) for row in cur.fetchall()]
+    finally:
+        conn.close()
+    return {"inbox_p50": pct(values, 50), "inbox_p99": pct(values, 99)}
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -133,6 +148,7 @@ def run_round(args, r: int) -> dict:
                 break
             time.sleep(1)
         rss = common.rss_peak_mib(common.children(procs[1].pid))
+        inbox = _inbox_latency(env["DATABASE_URL"])
     finally:
         for proc in reversed(procs):
             common.stop(proc)
@@ -140,10 +156,11 @@ def run_round(args, r: int) -> dict:
     lost = len(accepted) - len(lat)
     res = {"p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat) if lat else float("nan"),
            "accepted": len(accepted), "delivered": len(lat), "lost": lost, "errors": sent["n_errors"],
-           "achieved_rate": len(accepted) / sent["send_seconds"], "rss": rss}
+           "achieved_rate": len(accepted) / sent["send_seconds"], "rss": rss, **inbox}
     print(f"round {r}: sent at {res['achieved_rate']:.0f}/s accepted={res['accepted']} errors={res['errors']} "
           f"delivered={res['delivered']} not-delivered-within-{args.drain:.0f}s={lost} p50={res['p50']:.0f} ms "
-          f"p99={res['p99']:.0f} ms max={res['max']:.0f} ms gateway peakRSS={rss:.0f} MiB load={load}", flush=True)
+          f"p99={res['p99']:.0f} ms max={res['max']:.0f} ms (of which inbox stored->processed p50={inbox['inbox_p50']:.0f} "
+          f"p99={inbox['inbox_p99']:.0f} ms) gateway peakRSS={rss:.0f} MiB load={load}", flush=True)
     return res
 
 

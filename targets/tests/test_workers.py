@@ -92,9 +92,11 @@ def test_rate_limit_holds_across_two_worker_processes(sandbox, tmp_path):
     # both processes really competed for the shared limiter (which one wins each slot is a race)
     assert all(s.get("delivered", 0) + s.get("rate_limit_waits", 0) > 0 for s in stats), stats
     assert sum(s.get("delivered", 0) for s in stats) == len(sandbox.state.requests_for("cdp")), stats
-    # at the sandbox: never more than the limit allows in any window (20 ms arrival jitter allowed) ...
+    # at the sandbox: never more than the schedule allows in any window (a send may lie up to the
+    # limiter's late tolerance after its slot; 20 ms arrival jitter allowed) ...
+    slack = ratelimit.LATE_TOLERANCE_SECONDS + 0.02
     for window in (1.0, 2.0, 4.0, run_for):
-        assert max_in_window(times, window) <= int((window + 0.02) / interval) + 1, window
+        assert max_in_window(times, window) <= int((window + slack) / interval) + 1, window
     # ... and close to it with a backlog
     assert len(times) >= 0.85 * run_for / interval
     assert len(sandbox.state.effects_for("cdp")) == len(times)  # nothing sent twice
