@@ -362,19 +362,26 @@ def _send(adapter: TargetAdapter, call, *, key: str, correlation_id: str, versio
     )
 
 
-def _delivered_state_record(*, message: OutboxMessage, version: int, operation: str, body, key: str) -> None:
-    """Remember what the target acknowledged; never move it to an older version."""
+def _delivered_state_record(*, message: OutboxMessage, version: int, operation: str, body, key: str,
+                            known: bool) -> None:
+    """Remember what the target acknowledged; never move it to an older version.
+
+    `known`: a row existed when the message was claimed (rows are never deleted
+    while messages exist), so a conditional UPDATE is all it takes; otherwise
+    INSERT first, and fall back to the UPDATE if a concurrent delivery inserted it.
+    """
     now = timezone.now()
     fields = dict(version=version, operation=operation, body=body, idempotency_key=key, delivered_at=now, updated_at=now)
-    updated = DeliveredState.objects.filter(
-        target_id=message.target_id, customer_id=message.customer_id, version__lte=version
-    ).update(**fields)
-    if not updated and not DeliveredState.objects.filter(target_id=message.target_id, customer_id=message.customer_id).exists():
+    if not known:
         try:
-            with transaction.atomic():
+            with transaction.atomic():  # savepoint: a concurrent insert must not break the caller's transaction
                 DeliveredState.objects.create(target_id=message.target_id, customer_id=message.customer_id, **fields)
+            return
         except IntegrityError:
             pass
+    DeliveredState.objects.filter(
+        target_id=message.target_id, customer_id=message.customer_id, version__lte=version
+    ).update(**fields)
 
 
 def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: TargetAdapter,
@@ -408,7 +415,8 @@ def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: Targe
 
     with transaction.atomic():
         if succeeded:
-            _delivered_state_record(message=message, version=version, operation=operation, body=call.state_body, key=key)
+            _delivered_state_record(message=message, version=version, operation=operation, body=call.state_body, key=key,
+                                    known=state is not None)
             done = fence.filter(version__lte=version).update(
                 status=Status.DELIVERED, delivered_at=now, sent_version=version, last_error="", force_send=False, **release
             )
