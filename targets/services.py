@@ -48,6 +48,7 @@ ACTIVE = [Status.PENDING, Status.IN_FLIGHT]
 PUMP_BUDGET_SECONDS = 20.0  # well under the Q timeout (60 s)
 PUMP_IDLE_POLL_SECONDS = 0.25
 KICK_SUPPRESS_SECONDS = 10
+CLAIM_BATCH = 10  # messages per claim for a target without a rate limit
 LEASE_MARGIN_SECONDS = 5.0
 ERROR_EXCERPT_BYTES = 1024
 
@@ -302,29 +303,43 @@ def outbox_sweep() -> dict:
 
 # --- claiming and delivering ------------------------------------------------------
 
-def outbox_message_claim(*, target: Target, owner: str) -> OutboxMessage | None:
-    """Take the next due message of a target: set in_flight + lease in one short transaction.
+def outbox_messages_claim(*, target: Target, owner: str, limit: int) -> list[OutboxMessage]:
+    """Take up to `limit` due messages of a target (oldest due first) in one short transaction.
 
     Due = pending and next_attempt_at passed, or in_flight with an expired
     lease (a killed worker): in flight, next_attempt_at holds the lease expiry.
+    The claimer sends them one after another, so the i-th (from 0) gets a lease
+    of (i + 1) x `lease_seconds`: each lease outlasts every send before it and
+    its own, and a killed worker's first message comes back as soon as before.
     """
     now = timezone.now()
     with transaction.atomic():
         candidates = OutboxMessage.objects.filter(_due_filter(target.pk, now)).order_by("next_attempt_at", "id")
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
-        message = candidates.first()
-        if message is None:
-            return None
-        expires = now + timedelta(seconds=lease_seconds(target))
-        OutboxMessage.objects.filter(pk=message.pk).update(
-            status=Status.IN_FLIGHT, lease_owner=owner, lease_expires_at=expires, next_attempt_at=expires,
-            attempts=F("attempts") + 1, updated_at=now,
+        messages = list(candidates[:limit])
+        # The rows are locked from the SELECT to our UPDATE: their new state is known without reading them again.
+        for position, message in enumerate(messages):
+            expires = now + timedelta(seconds=(position + 1) * lease_seconds(target))
+            message.status, message.lease_owner, message.lease_expires_at = Status.IN_FLIGHT, owner, expires
+            message.next_attempt_at, message.attempts, message.updated_at = expires, message.attempts + 1, now
+        rows_update(messages, ["status", "lease_owner", "lease_expires_at", "next_attempt_at", "attempts", "updated_at"])
+    return messages
+
+
+def outbox_message_claim(*, target: Target, owner: str) -> OutboxMessage | None:
+    """Take the next due message of a target (see `outbox_messages_claim`)."""
+    messages = outbox_messages_claim(target=target, owner=owner, limit=1)
+    return messages[0] if messages else None
+
+
+def _claimed_release(messages: list[OutboxMessage], owner: str) -> None:
+    """Give claimed but unsent messages back (the pump's time is up): due now, the attempt not counted."""
+    for message in messages:
+        OutboxMessage.objects.filter(pk=message.pk, lease_owner=owner, status=Status.IN_FLIGHT).update(
+            status=Status.PENDING, lease_owner="", lease_expires_at=None, next_attempt_at=timezone.now(),
+            attempts=F("attempts") - 1, updated_at=timezone.now(),
         )
-    # The row was locked from the SELECT to our UPDATE: its new state is known without reading it again.
-    message.status, message.lease_owner, message.lease_expires_at = Status.IN_FLIGHT, owner, expires
-    message.next_attempt_at, message.attempts, message.updated_at = expires, message.attempts + 1, now
-    return message
 
 
 @dataclass
@@ -457,13 +472,26 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
                        rng: random.Random | None = None) -> Counter:
     """Deliver due messages of one target until none are due or `deadline` (monotonic) passes.
 
-    Takes a rate-limit slot before each claim; waits (bounded by the deadline)
+    Takes a rate-limit slot before each claim (without a limit, claims up to
+    CLAIM_BATCH messages at once); waits (bounded by the deadline)
     for a slot and, with `wait_for_due`, for messages due within the window.
     Never sleeps for a retry: a failed message gets a later next_attempt_at.
     """
     stats: Counter = Counter()
     target = Target.objects.get(pk=target_id)
     adapter = adapter_for(target)
+    claimed: list[OutboxMessage] = []
+    try:
+        _deliver_loop(target=target, adapter=adapter, owner=owner, deadline=deadline, wait_for_due=wait_for_due,
+                      rng=rng, stats=stats, claimed=claimed)
+    finally:
+        _claimed_release(claimed, owner)  # claimed but not sent when the time was up (or a crash)
+    return stats
+
+
+def _deliver_loop(*, target: Target, adapter: TargetAdapter, owner: str, deadline: float, wait_for_due: bool,
+                  rng: random.Random | None, stats: Counter, claimed: list[OutboxMessage]) -> None:
+    target_id = target.pk
     # Right after a delivery (no rate limit) or a rate-limit wait, a message was due a
     # moment ago: claim directly and look for due messages only when the claim finds none.
     due_known = False
@@ -471,7 +499,7 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
         if time.monotonic() >= deadline:
             break
         now = timezone.now()
-        if not due_known and not OutboxMessage.objects.filter(_due_filter(target_id, now)).exists():
+        if not claimed and not due_known and not OutboxMessage.objects.filter(_due_filter(target_id, now)).exists():
             if not wait_for_due:
                 break
             next_due = OutboxMessage.objects.filter(target_id=target_id, status__in=ACTIVE).aggregate(
@@ -491,7 +519,11 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
             time.sleep(wait)
             due_known = True
             continue
-        message = outbox_message_claim(target=target, owner=owner)
+        if not claimed:
+            # Unlimited: several messages per claim. Limited: one per slot, claimed after taking it.
+            claimed.extend(outbox_messages_claim(target=target, owner=owner,
+                                                 limit=CLAIM_BATCH if target.rate_limit_per_minute <= 0 else 1))
+        message = claimed.pop(0) if claimed else None
         if message is None:
             if due_known:  # unchecked: look again (the slot, if any, is spent as before)
                 due_known = False
@@ -504,7 +536,6 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
             outcome = outbox_message_deliver(message=message, owner=owner, adapter=adapter, rng=rng)
             metrics.delivery_recorded(target=target.name, outcome=outcome, seconds=time.monotonic() - started)
         stats[outcome] += 1
-    return stats
 
 
 # --- dead letters -----------------------------------------------------------------

@@ -427,3 +427,54 @@ def test_a_newer_version_does_not_overtake_a_timed_out_request_that_lands_late(s
     wait_until(lambda: all(r["status"] is not None for r in sandbox.state.requests_for("cdp")), timeout=5)
     assert sandbox.state.versions_for("cdp", customer.pk) == [1, 2]
     assert sandbox.state.record("cdp", customer.pk)["meta"]["version"] == 2
+
+
+def test_without_a_rate_limit_one_claim_takes_several_messages_with_leases_that_outlast_the_sends(sandbox):
+    from targets import services
+
+    target = make_target(sandbox, "cdp")
+    customers = [make_customer(email=f"c{i}@example.com") for i in range(3)]
+    for customer in customers:
+        enqueue(customer)
+    claimed = services.outbox_messages_claim(target=target, owner="w", limit=10)
+    assert sorted(m.customer_id for m in claimed) == sorted(c.pk for c in customers)
+    lease = services.lease_seconds(target)
+    rows = sorted(OutboxMessage.objects.all(), key=lambda m: m.lease_expires_at)
+    assert all(m.status == "in_flight" and m.lease_owner == "w" and m.attempts == 1 for m in rows)
+    # the i-th message's lease covers i earlier sends plus its own
+    spans = [(m.lease_expires_at - rows[0].lease_expires_at).total_seconds() for m in rows]
+    assert spans == pytest.approx([0, lease, 2 * lease], abs=0.01)
+    # delivering them all: every customer once, in one claim
+    for message in claimed:
+        assert outbox_message_deliver(message=message, owner="w", adapter=adapter_for(target)) == "delivered"
+    assert len(sandbox.state.requests_for("cdp")) == 3
+
+
+def test_messages_claimed_but_unsent_when_the_time_is_up_go_back_uncounted(sandbox, monkeypatch):
+    from targets import services
+
+    target = make_target(sandbox, "cdp")
+    for i in range(4):
+        enqueue(make_customer(email=f"c{i}@example.com"))
+    sent = []
+    real = services.outbox_message_deliver
+
+    def deliver_then_run_out_of_time(**kwargs):
+        sent.append(kwargs["message"].pk)
+        outcome = real(**kwargs)
+        clock[0] += 100  # the pump's budget is spent after the first send
+        return outcome
+
+    real_monotonic = services.time.monotonic
+    clock = [real_monotonic()]
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(services, "outbox_message_deliver", deliver_then_run_out_of_time)
+    stats = services.outbox_deliver_due(target_id=target.pk, owner="w", deadline=clock[0] + 50, wait_for_due=False)
+    assert stats == {"delivered": 1} and len(sent) == 1
+    rest = OutboxMessage.objects.exclude(pk=sent[0])
+    assert [(m.status, m.lease_owner, m.attempts) for m in rest] == [("pending", "", 0)] * 3
+    monkeypatch.setattr(services.time, "monotonic", real_monotonic)
+    monkeypatch.setattr(services, "outbox_message_deliver", real)
+    deliver(target)
+    assert OutboxMessage.objects.filter(status="delivered").count() == 4
+    assert len(sandbox.state.requests_for("cdp")) == 4  # nothing sent twice
