@@ -301,3 +301,28 @@ def pyspy_finish(profiler) -> None:
         process, out = profiler
         process.wait(timeout=120)
         print(f"  py-spy profile: {out} (bench/pyspy_summary.py {out})", flush=True)
+
+
+def inbox_preload(*, events: int, customers: int) -> None:
+    """With Django set up: `events` upserts of source shop straight into the inbox (as the gateway
+    stores them), and every enabled target's pump lease held, so that delivery does not run."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from targets.models import Target, TargetRuntime
+    from targets.services import target_runtime_ensure
+    from webhooks.envelope import envelope_validate
+    from webhooks.models import InboxEvent, Source
+
+    for target in Target.objects.filter(enabled=True):
+        target_runtime_ensure(target_id=target.pk)
+    TargetRuntime.objects.update(pump_owner="bench", pump_lease_until=timezone.now() + timedelta(hours=1))
+    source = Source.objects.get(name="shop")
+    rows = []
+    for i in range(events):
+        obj = sample_event(i, customers=customers)
+        envelope = envelope_validate(obj)
+        rows.append(InboxEvent(source=source, event_id=envelope.event_id, type=envelope.type, schema_version=1,
+                               occurred_at=envelope.occurred_at, payload=obj))
+    InboxEvent.objects.bulk_create(rows, batch_size=1000)

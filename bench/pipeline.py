@@ -42,28 +42,9 @@ def table_writes(conn) -> dict[str, int]:
 def preload(env: dict, *, events: int, customers: int) -> None:
     """Runs in a child process (Django set up against the bench database)."""
     common.django_setup(env)
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from targets.models import TargetRuntime
-    from targets.services import target_runtime_ensure
-    from targets.models import Target
-    from webhooks.envelope import envelope_validate
-    from webhooks.models import InboxEvent, Source
     from webhooks.services import inbox_pump_kick
 
-    for target in Target.objects.filter(enabled=True):
-        target_runtime_ensure(target_id=target.pk)
-    TargetRuntime.objects.update(pump_owner="bench", pump_lease_until=timezone.now() + timedelta(hours=1))
-    source = Source.objects.get(name="shop")
-    rows = []
-    for i in range(events):
-        obj = common.sample_event(i, customers=customers)
-        env_ = envelope_validate(obj)
-        rows.append(InboxEvent(source=source, event_id=env_.event_id, type=env_.type, schema_version=1,
-                               occurred_at=env_.occurred_at, payload=obj))
-    InboxEvent.objects.bulk_create(rows, batch_size=1000)
+    common.inbox_preload(events=events, customers=customers)
     # As the gateway does: wake-ups, not one task per event (one per worker, so both start at once).
     for _ in range(2):
         inbox_pump_kick(immediately=True)

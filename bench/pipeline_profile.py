@@ -30,29 +30,11 @@ def main() -> None:
     common.header("pipeline profile")
     env = common.project_setup("custsync_bench_profile")
     common.django_setup(env)
-    from datetime import timedelta
-
     from django.db import connection
-    from django.utils import timezone
 
     from custsync_project import pipeline
-    from targets.models import Target, TargetRuntime
-    from targets.services import target_runtime_ensure
-    from webhooks.envelope import envelope_validate
-    from webhooks.models import InboxEvent, Source
 
-    for target in Target.objects.filter(enabled=True):
-        target_runtime_ensure(target_id=target.pk)
-    # as in bench/pipeline.py: delivery does not run (its pump leases are held)
-    TargetRuntime.objects.update(pump_owner="bench", pump_lease_until=timezone.now() + timedelta(hours=1))
-    source = Source.objects.get(name="shop")
-    rows = []
-    for i in range(args.events):
-        obj = common.sample_event(i, customers=args.events * 2 // 5)
-        parsed = envelope_validate(obj)
-        rows.append(InboxEvent(source=source, event_id=parsed.event_id, type=parsed.type, schema_version=1,
-                               occurred_at=parsed.occurred_at, payload=obj))
-    InboxEvent.objects.bulk_create(rows, batch_size=1000)
+    common.inbox_preload(events=args.events, customers=args.events * 2 // 5)
 
     by_statement: dict[str, list] = collections.defaultdict(lambda: [0, 0.0])
 
