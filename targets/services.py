@@ -399,18 +399,42 @@ def _delivered_state_record(*, message: OutboxMessage, version: int, operation: 
     ).update(**fields)
 
 
+@dataclass
+class _Prefetched:
+    """What `outbox_message_deliver` reads per message, read for a whole claim at once."""
+
+    customer: Customer
+    state: DeliveredState | None
+
+
+def _prefetch(target: Target, messages: list[OutboxMessage]) -> dict[int, _Prefetched]:
+    """Customers (with external ids) and delivered states of claimed messages, in three queries.
+
+    Read at claim time, a moment before each send: a change committed since then
+    was coalesced into the (leased) message row with a newer version, so the
+    version fence sends it again right after (see `outbox_message_deliver`).
+    """
+    ids = [m.customer_id for m in messages]
+    customers = Customer.objects.prefetch_related("external_ids").in_bulk(ids)
+    states = {s.customer_id: s for s in DeliveredState.objects.filter(target_id=target.pk, customer_id__in=ids)}
+    return {m.pk: _Prefetched(customers[m.customer_id], states.get(m.customer_id)) for m in messages}
+
+
 def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: TargetAdapter,
-                           rng: random.Random | None = None) -> str:
+                           rng: random.Random | None = None, prefetched: _Prefetched | None = None) -> str:
     """Send one claimed message and record the outcome; returns the attempt outcome."""
     target = adapter.target
-    customer = Customer.objects.get(pk=message.customer_id)
+    customer = prefetched.customer if prefetched else Customer.objects.get(pk=message.customer_id)
     snapshot = customer_snapshot(customer=customer)
     # State transfer: send what the golden record is now; a tombstone is always a delete.
     operation = Operation.DELETE if (snapshot["deleted"] or message.operation == Operation.DELETE) else Operation.UPSERT
     version = int(snapshot["version"])
     fence = OutboxMessage.objects.filter(pk=message.pk, lease_owner=owner, status=Status.IN_FLIGHT)
 
-    state = DeliveredState.objects.filter(target_id=target.pk, customer_id=message.customer_id).first()
+    if prefetched is not None:
+        state = prefetched.state
+    else:
+        state = DeliveredState.objects.filter(target_id=target.pk, customer_id=message.customer_id).first()
     if state is not None and not message.force_send and (
         state.version > version or (state.version == version and state.operation == operation)
     ):
@@ -492,6 +516,7 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
 def _deliver_loop(*, target: Target, adapter: TargetAdapter, owner: str, deadline: float, wait_for_due: bool,
                   rng: random.Random | None, stats: Counter, claimed: list[OutboxMessage]) -> None:
     target_id = target.pk
+    prefetched: dict[int, _Prefetched] = {}
     # Right after a delivery (no rate limit) or a rate-limit wait, a message was due a
     # moment ago: claim directly and look for due messages only when the claim finds none.
     due_known = False
@@ -523,6 +548,7 @@ def _deliver_loop(*, target: Target, adapter: TargetAdapter, owner: str, deadlin
             # Unlimited: several messages per claim. Limited: one per slot, claimed after taking it.
             claimed.extend(outbox_messages_claim(target=target, owner=owner,
                                                  limit=CLAIM_BATCH if target.rate_limit_per_minute <= 0 else 1))
+            prefetched = _prefetch(target, claimed) if len(claimed) > 1 else {}
         message = claimed.pop(0) if claimed else None
         if message is None:
             if due_known:  # unchecked: look again (the slot, if any, is spent as before)
@@ -533,7 +559,8 @@ def _deliver_loop(*, target: Target, adapter: TargetAdapter, owner: str, deadlin
         due_known = target.rate_limit_per_minute <= 0
         with correlation(message.correlation_id):
             started = time.monotonic()
-            outcome = outbox_message_deliver(message=message, owner=owner, adapter=adapter, rng=rng)
+            outcome = outbox_message_deliver(message=message, owner=owner, adapter=adapter, rng=rng,
+                                             prefetched=prefetched.get(message.pk))
             metrics.delivery_recorded(target=target.name, outcome=outcome, seconds=time.monotonic() - started)
         stats[outcome] += 1
 

@@ -478,3 +478,32 @@ def test_messages_claimed_but_unsent_when_the_time_is_up_go_back_uncounted(sandb
     deliver(target)
     assert OutboxMessage.objects.filter(status="delivered").count() == 4
     assert len(sandbox.state.requests_for("cdp")) == 4  # nothing sent twice
+
+
+def test_a_change_made_after_a_batch_was_claimed_is_sent_right_after_the_stale_version(sandbox, monkeypatch):
+    # given two messages claimed together (their customers read at claim time)
+    from targets import services
+
+    target = make_target(sandbox, "cdp")
+    first, second = make_customer(email="a@example.com"), make_customer(email="b@example.com", version=1)
+    enqueue(first)
+    enqueue(second)
+    real = services.outbox_message_deliver
+    changed = []
+
+    def change_second_after_first_send(**kwargs):
+        outcome = real(**kwargs)
+        if not changed:  # the golden record of the second customer changes while its message waits its turn
+            changed.append(1)
+            second.version, second.first_name = 2, "Moritz"
+            second.save()
+            enqueue(second)
+        return outcome
+
+    monkeypatch.setattr(services, "outbox_message_deliver", change_second_after_first_send)
+    # when
+    deliver(target)
+    # then the target got version 1 (read at claim time), then at once version 2; never the other way round
+    assert sandbox.state.versions_for("cdp", second.pk) == [1, 2]
+    row = OutboxMessage.objects.get(customer=second)
+    assert (row.status, row.sent_version) == ("delivered", 2)
