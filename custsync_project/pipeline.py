@@ -15,8 +15,9 @@ The guarantees (DESIGN.md "Data flow"):
   events are applied one by one, so one bad event never holds back the others.
 - Safe to run twice: only an event we hold a live lease on is applied, and a
   processed event is never claimed again.
-- Nothing depends on the task message: `inbox_sweep` (every minute) re-enqueues
-  events whose task was lost (Redis broker, killed worker) once their lease ran out.
+- Nothing depends on the task message: `inbox_sweep` (every minute) wakes the
+  pump for events whose wake-up was lost (Redis broker, killed worker) once
+  their lease ran out.
 """
 
 import logging
@@ -39,7 +40,7 @@ from custsync_project import metrics
 from custsync_project.logging import correlation
 from targets.services import outbox_enqueue
 from webhooks.models import InboxEvent
-from webhooks.services import inbox_event_enqueue, inbox_pump_kick
+from webhooks.services import inbox_pump_kick
 
 logger = logging.getLogger(__name__)
 
@@ -312,15 +313,16 @@ def _pump_release(events: list[InboxEvent], owner: str) -> None:
 
 
 def inbox_sweep() -> int:
-    """Periodic: re-enqueue events whose task message was lost. Returns how many.
+    """Periodic: wake the pump for events whose wake-up was lost. Returns how many events it found.
 
-    An unfinished event may simply still be queued behind a backlog: re-enqueueing
-    every such event on every run would add the whole backlog to the queue once a
-    minute and make it worse (seen in the scale-out test: ~1,000 extra tasks per
-    sweep). So an event the sweeper re-enqueued is enqueued again only after
-    another span as long as its age (at least SWEEP_AFTER_SECONDS): a queued event
-    is re-sent O(log age) times, a lost one still comes back within its age.
-    Events whose worker died (expired lease) are re-enqueued at the next run.
+    An unfinished event may simply still be waiting behind a backlog: acting on
+    every such event on every run would add the whole backlog to the queue once
+    a minute and make it worse (seen in the scale-out test: ~1,000 extra tasks
+    per sweep). So an event the sweeper marked is counted again only after
+    another span as long as its age (at least SWEEP_AFTER_SECONDS). Events whose
+    worker died (expired lease) are taken at the next run. The marked events
+    are claimable by any pump; one wake-up per worker process starts enough
+    pumps to take them all, however many there are.
     """
     now = timezone.now()
     stale = now - timedelta(seconds=SWEEP_AFTER_SECONDS)
@@ -331,13 +333,13 @@ def inbox_sweep() -> int:
         .order_by("received_at")
         .values_list("pk", "received_at")[:5000]
     )
-    enqueued = 0
+    marked = 0
     for pk, received_at in rows:
         again = now + max(timedelta(seconds=SWEEP_AFTER_SECONDS), now - received_at)
-        # Conditional: an event a worker claimed since the SELECT keeps its lease and is not enqueued.
-        if _claimable(now).filter(pk=pk).update(lease_owner=SWEPT, lease_expires_at=again):
-            inbox_event_enqueue(event_id=pk)
-            enqueued += 1
-    if enqueued:
-        logger.info("inbox sweep re-enqueued %d events", enqueued)
-    return enqueued
+        # Conditional: an event a worker claimed since the SELECT keeps its lease.
+        marked += _claimable(now).filter(pk=pk).update(lease_owner=SWEPT, lease_expires_at=again)
+    if marked:
+        for _ in range(min(marked, settings.Q_CLUSTER["workers"])):
+            inbox_pump_kick(immediately=True)
+        logger.info("inbox sweep found %d events without a live task; woke the pump", marked)
+    return marked

@@ -106,7 +106,7 @@ def test_poison_events_are_parked_after_max_attempts(monkeypatch):
     assert "ZeroDivisionError" in event.last_error
 
 
-def test_sweeper_re_enqueues_events_whose_task_was_lost():
+def test_sweeper_wakes_the_pump_for_events_whose_wake_up_was_lost():
     source = source_create()
     lost = inbox_event_create(source=source, data=SEED_DATA)
     fresh = inbox_event_create(source=source, data=SEED_DATA)
@@ -116,8 +116,10 @@ def test_sweeper_re_enqueues_events_whose_task_was_lost():
     InboxEvent.objects.filter(pk=done.pk).update(status="processed")
     OrmQ.objects.all().delete()
     assert pipeline.inbox_sweep() == 1
-    assert OrmQ.objects.count() == 1
+    assert [q.func() for q in OrmQ.objects.all()] == ["custsync_project.pipeline.inbox_pump"]  # a wake-up
     assert fresh.pk != lost.pk
+    # and the pump it wakes takes the lost event (the fresh one is not stale, but claimable too)
+    assert pipeline.inbox_pump() == {"processed": 2}
 
 
 def test_sweeper_does_not_re_enqueue_a_queued_backlog_on_every_run():

@@ -169,8 +169,8 @@ def _inbox_event_insert_logged(*, event: InboxEvent) -> ReceiveResult:
 def inbox_event_enqueue(*, event_id: int) -> None:
     """Queue processing of one inbox event (by primary key); call it after commit.
 
-    Safe to call twice: the task re-reads the row and claims it. The sweeper
-    uses it for events whose wake-up was lost.
+    Safe to call twice: the task re-reads the row and claims it. Used where
+    one event is processed on its own (batch import with --async).
     """
     from django_q.tasks import async_task
 
