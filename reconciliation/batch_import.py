@@ -3,7 +3,7 @@
 Each accepted row becomes an `InboxEvent` of that source with a stable dedup
 key and is processed exactly like a webhook (`inbox_event_process`: same
 mappers, normalizers, rules, identity resolution, outbox), synchronously or,
-with `run_async`, by the workers. The file is streamed: memory holds one row.
+with `run_async`, by the workers' inbox pump (in batches). The file is streamed: memory holds one row.
 
 Decisions (README, "Reconciliation and batch import"):
 - occurred_at: the row's `occurred_at` (CSV column / envelope field), else
@@ -232,7 +232,7 @@ def customers_import(*, source_name: str, path: str | Path, fmt: str | None = No
     """Import one export file of `source_name`; see the module docstring for the rules."""
     from custsync_project.pipeline import inbox_event_process
     from webhooks.models import InboxEvent, Source
-    from webhooks.services import inbox_event_enqueue
+    from webhooks.services import inbox_pump_kick
 
     source = Source.objects.filter(name=source_name).first()
     if source is None:
@@ -279,14 +279,18 @@ def customers_import(*, source_name: str, path: str | Path, fmt: str | None = No
                 reject(*item)
             else:
                 _import_row(item, source=source, summary=summary, reject=reject, run_async=run_async,
-                            merge_buffer=merge_buffer, InboxEvent=InboxEvent, process=inbox_event_process,
-                            enqueue=inbox_event_enqueue)
+                            merge_buffer=merge_buffer, InboxEvent=InboxEvent, process=inbox_event_process)
                 if len(merge_buffer) >= MERGE_BATCH:
                     flush_merges()
-            if progress and summary.rows % progress_every == 0:
-                progress(summary)
+            if summary.rows % progress_every == 0:
+                if run_async and summary.queued:
+                    inbox_pump_kick(immediately=True)  # the workers start on what is stored so far
+                if progress:
+                    progress(summary)
     finally:
         handle.close()
+        if run_async and summary.queued:
+            inbox_pump_kick(immediately=True)
     flush_merges()
     if run_async:
         summary.merged = None  # decided later by the workers
@@ -302,7 +306,7 @@ def _decoded(rows):
 
 
 def _import_row(row: Row, *, source, summary: ImportSummary, reject, run_async: bool, merge_buffer: list[str],
-                InboxEvent, process, enqueue) -> None:
+                InboxEvent, process) -> None:
     try:
         summary.warnings += _validate(row, region=source.default_region)
     except RowError as exc:
@@ -327,8 +331,7 @@ def _import_row(row: Row, *, source, summary: ImportSummary, reject, run_async: 
         raise
     summary.accepted += 1
     if run_async:
-        enqueue(event_id=event.pk)
-        summary.queued += 1
+        summary.queued += 1  # the inbox pump takes it (woken every progress_every rows and at the end)
         return
     outcome = process(event.pk)
     if outcome == "processed":

@@ -1,4 +1,4 @@
-"""Writes of the webhooks app: receive a delivery into the inbox, enqueue and replay processing.
+"""Writes of the webhooks app: receive a delivery into the inbox, wake the inbox pump, replay failed events.
 
 The order of checks in `inbox_event_receive` is part of the contract (see
 README, "Webhook gateway"): everything a sender without a secret can learn
@@ -28,7 +28,6 @@ from .signatures import SecretFormatError, SignatureError, scheme_key, signed_re
 
 logger = logging.getLogger(__name__)
 
-PROCESS_TASK = "custsync_project.pipeline.inbox_event_process"
 PUMP_TASK = "custsync_project.pipeline.inbox_pump"
 DEDUP_CONSTRAINT = "webhooks_inboxevent_unique_source_event_id"
 ACCEPTED = "accepted"
@@ -164,17 +163,6 @@ def _inbox_event_insert_logged(*, event: InboxEvent) -> ReceiveResult:
         raise WebhookError(503, "the event could not be stored; retry later") from exc
     logger.debug("webhook accepted: source %s event %s", event.source.name, event.event_id)
     return ReceiveResult(status=ACCEPTED, event_id=event.event_id, source=event.source.name, inbox_event_pk=event.pk)
-
-
-def inbox_event_enqueue(*, event_id: int) -> None:
-    """Queue processing of one inbox event (by primary key); call it after commit.
-
-    Safe to call twice: the task re-reads the row and claims it. Used where
-    one event is processed on its own (batch import with --async).
-    """
-    from django_q.tasks import async_task
-
-    async_task(PROCESS_TASK, event_id)
 
 
 def _pump_enqueue() -> None:
