@@ -38,7 +38,7 @@ PAGE_SIZE = 1000
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--database-url", default=f"sqlite:////tmp/custsync_bench_reconcile.sqlite3")
+    parser.add_argument("--database-url", default="sqlite:////tmp/custsync_bench_reconcile.sqlite3")
     parser.add_argument("--pct", type=float, default=1.0, help="Percent of customers per seeded difference.")
     parser.add_argument("--seed", type=int, default=20260115)
     return parser.parse_args()
