@@ -26,7 +26,6 @@ from .mappers import map_data
 from .models import Conflict, Customer, ErasedIdentifier, ExternalId, FieldOverride, SourcePriorityRule, SourceValue
 from .patch import RULE_FIELDS, NormalizedPatch, patch_normalize
 from .problems import problem
-from .selectors import customer_snapshot
 from .survivorship import Candidate, Decision, Rule, decide, is_newer, loses_on_rank, override_holds
 
 __all__ = [
@@ -85,14 +84,14 @@ def event_prepare(*, event: IncomingEvent) -> PreparedEvent:
     return PreparedEvent(event=event, patch=patch, identifiers=identifiers)
 
 
-def event_apply(*, event: IncomingEvent, rules: dict[str, Rule] | None = None) -> ApplyResult:
+def event_apply(*, event: IncomingEvent) -> ApplyResult:
     """Apply one inbox event to the golden records; see DESIGN.md "Canonical model and rules".
 
     Raises `CanonicalError` when the event as a whole cannot be applied; per-field
     problems are returned, not raised. Applying the same event again changes nothing.
     """
     _require_atomic("event_apply")
-    return prepared_apply(prepared=event_prepare(event=event), rules=rules)
+    return prepared_apply(prepared=event_prepare(event=event))
 
 
 def prepared_apply(*, prepared: PreparedEvent, rules: dict[str, Rule] | None = None,
@@ -168,19 +167,13 @@ def _resolve_and_lock(*, identifiers: Identifiers):
     return (chosen[0] if chosen else None), chosen[1:], reasons, resolution
 
 
-def _golden(customer: Customer) -> dict[str, Any]:
-    snapshot = customer_snapshot(customer=customer)
-    for key in ("version", "updated_at", "last_source"):
-        snapshot.pop(key)
-    return snapshot
-
-
 _GOLDEN_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "addresses", "marketing_opt_in",
                   "marketing_opt_in_at")
 
 
 def _golden_fields(customer: Customer) -> tuple:
-    """The golden record's own fields (not its external ids, which `prepared_apply` tracks itself)."""
+    """The golden record's own fields, to tell whether a write changed it (external ids are tracked
+    by the callers: only identity resolution changes them)."""
     return tuple(getattr(customer, name) for name in _GOLDEN_FIELDS)
 
 
@@ -415,14 +408,14 @@ def conflict_resolve(*, conflict_id: int, decision: str, user) -> list[CustomerC
             if rule.rank(sv.source) is not None and (limit is None or rule.rank(sv.source) <= limit)
         ]
         anchor = max([conflict.incoming_occurred_at, *ranked_as_well])
-        before = _golden(customer)
+        before = _golden_fields(customer)  # a steward decision never changes the external ids
         FieldOverride.objects.update_or_create(
             customer=customer, field=conflict.field,
             defaults={"value": conflict.incoming_value, "source": conflict.incoming_source, "anchor_at": anchor,
                       "event_id": conflict.event_id, "conflict": conflict, "decided_by": user, "is_winner": False},
         )
         _fields_decide(customer=customer, rules=rules)
-        if _golden(customer) != before:
+        if _golden_fields(customer) != before:
             changes.append(_bump(customer, operation="upsert", source=conflict.incoming_source,
                                  correlation_id=f"steward:{user.pk}:conflict:{conflict.pk}"))
     conflict.status = (Conflict.Status.ACCEPTED_INCOMING if decision == "accept_incoming"

@@ -112,6 +112,16 @@ def _fenced(event: InboxEvent, owner: str):
     )
 
 
+PROCESSED_FIELDS = ["status", "processed_at", "problems", "customer", "last_error", "lease_owner", "lease_expires_at"]
+
+
+def _processed(event: InboxEvent, result) -> None:
+    """The event's row as it is once applied (in memory; the caller saves PROCESSED_FIELDS)."""
+    event.status, event.processed_at = Status.PROCESSED, timezone.now()
+    event.problems, event.customer_id, event.last_error = result.problems, result.customer_id, ""
+    event.lease_owner, event.lease_expires_at = "", None
+
+
 def inbox_event_apply(*, event: InboxEvent, owner: str) -> str:
     """Apply a claimed event: golden record + outbox + processed, in one transaction."""
     try:
@@ -121,16 +131,8 @@ def inbox_event_apply(*, event: InboxEvent, owner: str) -> str:
                 return "lease_lost"
             result = event_apply(event=_incoming(locked))
             outbox_enqueue(changes=result.changes)
-            locked.status = Status.PROCESSED
-            locked.processed_at = timezone.now()
-            locked.problems = result.problems
-            locked.customer_id = result.customer_id
-            locked.last_error = ""
-            locked.lease_owner = ""
-            locked.lease_expires_at = None
-            locked.save(update_fields=[
-                "status", "processed_at", "problems", "customer", "last_error", "lease_owner", "lease_expires_at",
-            ])
+            _processed(locked, result)
+            locked.save(update_fields=PROCESSED_FIELDS)
             return "processed"
     except CanonicalError as exc:
         # The event as a whole cannot be applied (e.g. unknown schema version): park it for support.
@@ -241,14 +243,10 @@ def inbox_batch_apply(*, events: list[InboxEvent], owner: str) -> BatchOutcome:
                         result.deferred.append(event)
                         continue
                 changes.extend(applied.changes)
-                event.status, event.processed_at = Status.PROCESSED, timezone.now()
-                event.problems, event.customer_id, event.last_error = applied.problems, applied.customer_id, ""
-                event.lease_owner, event.lease_expires_at = "", None
+                _processed(event, applied)
                 done.append(event)
             outbox_enqueue(changes=changes)
-            rows_update(done, [
-                "status", "processed_at", "problems", "customer", "last_error", "lease_owner", "lease_expires_at",
-            ])
+            rows_update(done, PROCESSED_FIELDS)
             result.outcomes.update((event.pk, "processed") for event in done)
     except Exception:  # noqa: BLE001 - any failure: nothing of the batch was written; go one by one
         logger.warning("batch of %d events rolled back; applying them one by one", len(prepared), exc_info=True)
