@@ -42,7 +42,7 @@ def table_writes(conn) -> dict[str, int]:
 def preload(env: dict, *, events: int, customers: int) -> None:
     """Runs in a child process (Django set up against the bench database)."""
     common.django_setup(env)
-    from webhooks.services import inbox_pump_kick
+    from webhooks.processing import inbox_pump_kick
 
     common.inbox_preload(events=events, customers=customers)
     # As the gateway does: wake-ups, not one task per event (one per worker, so both start at once).

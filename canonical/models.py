@@ -1,20 +1,12 @@
 """The golden record and what hangs off it.
 
-canonical imports no other app: webhooks, targets and reconciliation build on it.
+canonical imports only the kernel (`core`): webhooks, targets and reconciliation build on it.
 """
 
 from django.conf import settings
 from django.db import models
 
-
-class TimeStampedModel(models.Model):
-    """Abstract base: creation and update times for every table people look at."""
-
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        abstract = True
+from core.models import TimeStampedModel
 
 
 class Customer(TimeStampedModel):

@@ -14,7 +14,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .bulk import rows_update
+from core.bulk import rows_update
+
 from .changes import CustomerChange
 from .events import DELETE, EVENT_TYPES, IncomingEvent
 from .exceptions import CanonicalError, MappingError  # noqa: F401  (MappingError is part of the API)

@@ -7,7 +7,7 @@
 
 from django.db import transaction
 
-from custsync_project.config import SyncConfigError
+from core.config import SyncConfigError
 
 from .models import RuleField, SourcePriorityRule
 

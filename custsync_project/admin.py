@@ -1,7 +1,13 @@
-"""Project-wide admin adjustments."""
+"""Project-wide admin: the steward's workbench, and DRF's token admin taken away.
+
+The workbench (customers, conflicts, field rules) shows and changes every app,
+so it is registered from the roof (`custsync_project/workbench/admin.py`).
+"""
 
 from django.contrib import admin
 from rest_framework.authtoken.admin import TokenProxy
+
+from custsync_project.workbench import admin as workbench_admin  # noqa: F401  (registers the workbench)
 
 # DRF's token admin shows every API token in clear text: tokens are credentials
 # and never belong on a page. Create them with `manage.py drf_create_token <user>`.

@@ -207,7 +207,7 @@ else:
 
 # --- Logging ----------------------------------------------------------------
 # One switch: LOG_FORMAT=json (JSON lines, the production default) or text.
-from custsync_project.logging import logging_config  # noqa: E402
+from core.logging import logging_config  # noqa: E402
 
 LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
@@ -230,7 +230,7 @@ SYNC_CONFIG_IMPORTERS = [
 # Periodic tasks, created by `manage.py setup_schedules` (idempotent).
 RECONCILE_CRON = env("RECONCILE_CRON", default="30 2 * * *")  # nightly, 02:30 UTC
 CUSTSYNC_SCHEDULES = [
-    {"name": "inbox-sweep", "func": "custsync_project.pipeline.inbox_sweep", "schedule_type": "I", "minutes": 1},
+    {"name": "inbox-sweep", "func": "webhooks.processing.inbox_sweep", "schedule_type": "I", "minutes": 1},
     {"name": "outbox-sweep", "func": "targets.tasks.outbox_sweep", "schedule_type": "I", "minutes": 1},
     {"name": "reconcile-nightly", "func": "reconciliation.tasks.reconcile_nightly", "schedule_type": "C",
      "cron": RECONCILE_CRON},

@@ -12,6 +12,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from core.admin import ReadOnlyAdminMixin
+
 from .models import COUNT_CLASSES, Discrepancy, DiscrepancyClass, ReconciliationRun, SubClass
 from .services import discrepancies_fix
 
@@ -19,19 +21,8 @@ CONFIRM_LIST_LIMIT = 50
 SELECT_ACROSS_LIMIT = 1000  # hidden inputs in the confirmation page; beyond that select_across is passed on
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ReconciliationRun)
-class ReconciliationRunAdmin(ReadOnlyAdmin):
+class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "started_at", "target", "status", "in_sync", "missing", "orphans", "drift", "duration",
                     "fixed_display", "discrepancies_link")
     list_filter = ("status", "target", "fixed")
@@ -120,7 +111,7 @@ class FixedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Discrepancy)
-class DiscrepancyAdmin(ReadOnlyAdmin):
+class DiscrepancyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "run_link", "target", "customer", "target_record_id", "klass", "sub_class", "fields_display",
                     "values_display", "fixed_at")
     list_filter = ("klass", "sub_class", FieldFilter, FixedFilter, "run__target")

@@ -42,6 +42,8 @@ from canonical.identity import Identifiers
 from canonical.mappers import map_data
 from canonical.models import MergeLog
 from canonical.patch import patch_normalize
+from webhooks.models import InboxEvent, Source
+from webhooks.processing import inbox_event_process, inbox_pump_kick
 
 from .models import ReconciliationError
 
@@ -230,10 +232,6 @@ def customers_import(*, source_name: str, path: str | Path, fmt: str | None = No
                      progress: Callable[[ImportSummary], None] | None = None, progress_every: int = 1000,
                      on_reject: Callable[[int, str], None] | None = None) -> ImportSummary:
     """Import one export file of `source_name`; see the module docstring for the rules."""
-    from custsync_project.pipeline import inbox_event_process
-    from webhooks.models import InboxEvent, Source
-    from webhooks.services import inbox_pump_kick
-
     source = Source.objects.filter(name=source_name).first()
     if source is None:
         raise ReconciliationError(f"no source named {source_name!r}")
@@ -279,7 +277,7 @@ def customers_import(*, source_name: str, path: str | Path, fmt: str | None = No
                 reject(*item)
             else:
                 _import_row(item, source=source, summary=summary, reject=reject, run_async=run_async,
-                            merge_buffer=merge_buffer, InboxEvent=InboxEvent, process=inbox_event_process)
+                            merge_buffer=merge_buffer)
                 if len(merge_buffer) >= MERGE_BATCH:
                     flush_merges()
             if summary.rows % progress_every == 0:
@@ -305,8 +303,8 @@ def _decoded(rows):
         yield 0, f"the file is not valid UTF-8 (byte offset {exc.start} of the current read); import stopped there"
 
 
-def _import_row(row: Row, *, source, summary: ImportSummary, reject, run_async: bool, merge_buffer: list[str],
-                InboxEvent, process) -> None:
+def _import_row(row: Row, *, source, summary: ImportSummary, reject, run_async: bool,
+                merge_buffer: list[str]) -> None:
     try:
         summary.warnings += _validate(row, region=source.default_region)
     except RowError as exc:
@@ -333,7 +331,7 @@ def _import_row(row: Row, *, source, summary: ImportSummary, reject, run_async: 
     if run_async:
         summary.queued += 1  # the inbox pump takes it (woken every progress_every rows and at the end)
         return
-    outcome = process(event.pk)
+    outcome = inbox_event_process(event.pk)
     if outcome == "processed":
         summary.processed += 1
         merge_buffer.append(event_id)

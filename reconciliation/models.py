@@ -10,7 +10,7 @@ Both are written by the reconcile service only (read-only in the admin).
 from django.db import models
 from django.db.models import Q
 
-from canonical.models import TimeStampedModel
+from core.models import TimeStampedModel
 
 
 class ReconciliationError(Exception):

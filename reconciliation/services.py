@@ -251,7 +251,7 @@ def _error_text(exc: Exception, job: "_Job") -> str:
     elif isinstance(exc, requests.ConnectionError):
         detail = "connection error (target down or unreachable)"
     else:
-        # Exception texts here name variables or statuses, never secret values (see custsync_project.secrets).
+        # Exception texts here name variables or statuses, never secret values (see core.secrets).
         detail = f"{type(exc).__name__}: {exc}"
     return f"failed while {phase} after {job.listed} records listed, {job.scanned} golden records compared: {detail}"[:ERROR_CHARS]
 

@@ -6,7 +6,7 @@ Secret fields show `${VAR}` references only; values never reach the admin.
 from django import forms
 from django.contrib import admin, messages
 
-from custsync_project.admin_confirm import CONFIRM_LIST_LIMIT, action_confirmation
+from core.admin import CONFIRM_LIST_LIMIT, ReadOnlyAdminMixin, action_confirmation
 
 from .mapping import CANONICAL_FIELDS, is_known_field
 from .models import DeadLetter, DeliveryAttempt, OutboxMessage, Target, TargetFieldMapping
@@ -34,7 +34,7 @@ class TargetAdmin(admin.ModelAdmin):
     )
 
     def save_model(self, request, obj, form, change):
-        from custsync_project.secrets import is_reference
+        from core.secrets import is_reference
 
         from .services import target_mappings_ensure_defaults
 
@@ -75,17 +75,6 @@ class TargetFieldMappingAdmin(admin.ModelAdmin):
     ordering = ("target__name", "order")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
@@ -98,7 +87,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(ReadOnlyAdmin):
+class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "target", "customer_id", "operation", "version", "status", "attempts", "next_attempt_at",
                     "last_status", "updated_at")
     list_filter = ("status", "target")
@@ -108,7 +97,7 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(ReadOnlyAdmin):
+class DeliveryAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "message_id", "started_at", "version", "operation", "status_code", "latency_ms", "outcome")
     list_filter = ("outcome", "message__target")
     list_select_related = ("message",)
@@ -127,7 +116,7 @@ def _log_each(modeladmin, request, queryset, message: str) -> None:
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "target", "customer_id", "operation", "version", "last_status", "short_error", "attempts",
                     "updated_at")
     list_filter = ("target",)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import requests
 from standardwebhooks.webhooks import Webhook
 
-from custsync_project.secrets import is_reference, resolve
+from core.secrets import is_reference, resolve
 
 from .models import Target, TargetsError
 

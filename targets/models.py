@@ -8,7 +8,8 @@ last state a target acknowledged. Secrets are `${VAR}` references only.
 from django.db import models
 from django.db.models import Q
 
-from canonical.models import Customer, TimeStampedModel
+from canonical.models import Customer
+from core.models import TimeStampedModel
 from targets.validators import validate_http_url
 
 

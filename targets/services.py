@@ -24,13 +24,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from canonical.bulk import rows_update
+from core.bulk import rows_update
 from canonical.changes import CustomerChange
 from canonical.models import Customer
 from canonical.selectors import customer_snapshot
-from custsync_project import metrics
-from custsync_project.logging import correlation
-from custsync_project.secrets import SecretReferenceError
+from core import metrics
+from core.logging import correlation
+from core.secrets import SecretReferenceError
 
 from .adapters import TargetAdapter, adapter_for
 from .auth import TargetAuthError

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from custsync_project.config import SyncConfigError
-from custsync_project.secrets import is_reference
+from core.config import SyncConfigError
+from core.secrets import is_reference
 
 from .models import Target
 from .services import target_mappings_ensure_defaults, target_runtime_ensure

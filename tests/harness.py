@@ -168,7 +168,7 @@ def manage(env: dict[str, str], *args: str, timeout: float = 60) -> str:
 def sweep(env: dict[str, str], *, timeout: float = 60) -> dict:
     """Run `inbox_sweep()` and `outbox_sweep()` once, in a subprocess with the clusters' broker."""
     code = (
-        "import json; from custsync_project.pipeline import inbox_sweep; from targets.services import outbox_sweep; "
+        "import json; from webhooks.processing import inbox_sweep; from targets.services import outbox_sweep; "
         "print('SWEEP ' + json.dumps({'inbox': inbox_sweep(), 'outbox': outbox_sweep()}))"
     )
     result = subprocess.run([PYTHON, "manage.py", "shell", "-c", code], cwd=BASE_DIR, env=subprocess_env(**env),

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django_q.models import Schedule
 
-from custsync_project.logging import CorrelationFilter, JsonFormatter, correlation
+from core.logging import CorrelationFilter, JsonFormatter, correlation
 
 
 def test_healthz_answers_without_touching_anything(client):
@@ -25,7 +25,7 @@ def test_readyz_reports_every_check(client):
 
 @pytest.mark.django_db
 def test_metrics_exposes_database_gauges_and_counters(client):
-    from custsync_project import metrics
+    from core import metrics
 
     metrics.webhook_received(source="shop", outcome="accepted")
     body = client.get("/metrics").content.decode()

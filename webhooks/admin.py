@@ -8,6 +8,8 @@ from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
+from core.admin import ReadOnlyAdminMixin
+
 from .models import InboxEvent, Source
 from .selectors import secret_ref_status
 from .services import inbox_event_replay
@@ -50,7 +52,7 @@ class InboxStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(InboxEvent)
-class InboxEventAdmin(admin.ModelAdmin):
+class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Machine-written: nothing is editable here; failed events can be replayed."""
 
     list_display = ("event_id", "source", "type", "status", "received_at", "attempts", "schema_version")
@@ -84,15 +86,6 @@ class InboxEventAdmin(admin.ModelAdmin):
             | Q(payload__data__email__icontains=term)
             | Q(payload__data__contact__email__icontains=term)
         ), False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_replay_permission(self, request):
         return request.user.has_perm("webhooks.replay_inboxevent")

@@ -13,8 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from canonical.models import TimeStampedModel
-from custsync_project.secrets import is_reference
+from core.models import TimeStampedModel
+from core.secrets import is_reference
 
 EVENT_TYPE_UPSERT = "customer.upsert"
 EVENT_TYPE_DELETE = "customer.delete"

@@ -6,7 +6,7 @@ import time
 
 from django.conf import settings
 
-from custsync_project.secrets import reference_variable
+from core.secrets import reference_variable
 
 from .models import Source
 

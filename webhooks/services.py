@@ -16,19 +16,18 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
-from custsync_project.logging import correlation
-from custsync_project.secrets import SecretReferenceError, reference_variable, resolve
+from core.logging import correlation
+from core.secrets import SecretReferenceError, reference_variable, resolve
 
 from .envelope import dedup_key_compute, envelope_validate, json_object_parse, source_name_get
 from .errors import WebhookError
-from .kick import Debounced
 from .models import InboxEvent, Source
+from .processing import inbox_pump_kick_on_commit
 from .selectors import source_get_enabled
 from .signatures import SecretFormatError, SignatureError, scheme_key, signed_request_parse
 
 logger = logging.getLogger(__name__)
 
-PUMP_TASK = "custsync_project.pipeline.inbox_pump"
 DEDUP_CONSTRAINT = "webhooks_inboxevent_unique_source_event_id"
 ACCEPTED = "accepted"
 DUPLICATE_IGNORED = "duplicate_ignored"
@@ -146,10 +145,10 @@ def _inbox_event_insert_logged(*, event: InboxEvent) -> ReceiveResult:
         if transaction.get_connection().in_atomic_block:
             with transaction.atomic():
                 event.save(force_insert=True)
-                _kick_on_commit()
+                inbox_pump_kick_on_commit()
         else:
             event.save(force_insert=True)
-            _kick_on_commit()
+            inbox_pump_kick_on_commit()
     except IntegrityError as exc:
         # Only the dedup constraint means "already stored"; anything else must
         # not tell the sender its event arrived.
@@ -163,33 +162,6 @@ def _inbox_event_insert_logged(*, event: InboxEvent) -> ReceiveResult:
         raise WebhookError(503, "the event could not be stored; retry later") from exc
     logger.debug("webhook accepted: source %s event %s", event.source.name, event.event_id)
     return ReceiveResult(status=ACCEPTED, event_id=event.event_id, source=event.source.name, inbox_event_pk=event.pk)
-
-
-def _pump_enqueue() -> None:
-    from django_q.tasks import async_task
-
-    async_task(PUMP_TASK)
-
-
-_debounced_kick: Debounced | None = None
-
-
-def inbox_pump_kick(*, immediately: bool = False) -> None:
-    """Wake the inbox pump (see `webhooks.kick`); call it after commit."""
-    global _debounced_kick
-    interval = settings.INBOX_KICK_INTERVAL_SECONDS
-    if immediately or interval <= 0 or settings.Q_CLUSTER.get("sync"):
-        _pump_enqueue()
-        return
-    if _debounced_kick is None:
-        _debounced_kick = Debounced(_pump_enqueue, interval)
-    _debounced_kick()
-
-
-def _kick_on_commit() -> None:
-    # robust: a broker outage after COMMIT is logged, not turned into a 500 for
-    # an event that is safely stored; the sweeper enqueues it later.
-    transaction.on_commit(inbox_pump_kick, robust=True)
 
 
 def inbox_event_replay(*, event_ids: Iterable[int]) -> list[int]:
@@ -208,6 +180,6 @@ def inbox_event_replay(*, event_ids: Iterable[int]) -> list[int]:
             status=InboxEvent.Status.RECEIVED, lease_owner="", lease_expires_at=None,
         )
         if pks:
-            _kick_on_commit()
+            inbox_pump_kick_on_commit()
     logger.info("replayed %d failed inbox events", len(pks))
     return pks

@@ -16,7 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from custsync_project import metrics
+from core import metrics
 
 from . import openapi
 from .errors import WebhookError

@@ -2,7 +2,7 @@ import pytest
 
 from canonical.models import SourcePriorityRule
 from canonical.sync_config import import_fields
-from custsync_project.config import SyncConfigError
+from core.config import SyncConfigError
 
 pytestmark = pytest.mark.django_db
 

@@ -119,7 +119,7 @@ def test_occurred_at_defaults_to_the_file_mtime_and_async_only_stores(shop, tmp_
     assert event.occurred_at.isoformat() == "2026-01-14T10:00:00+00:00" and event.status == "received"
     assert summary["queued"] == 1 and summary["merged"] is None and not Customer.objects.exists()
     # the workers were woken once for the whole file
-    assert [q.func() for q in OrmQ.objects.all()] == ["custsync_project.pipeline.inbox_pump"]
+    assert [q.func() for q in OrmQ.objects.all()] == ["webhooks.processing.inbox_pump"]
 
 
 def test_bad_arguments_are_command_errors(shop, tmp_path):

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from custsync_project.config import SyncConfigError
+from core.config import SyncConfigError
 from targets.models import Target, TargetFieldMapping
 from targets.sync_config import import_targets
 

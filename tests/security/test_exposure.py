@@ -21,8 +21,8 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from canonical.models import Customer
-from custsync_project.logging import CorrelationFilter, JsonFormatter, TextFormatter
-from custsync_project.pipeline import inbox_event_process
+from core.logging import CorrelationFilter, JsonFormatter, TextFormatter
+from webhooks.processing import inbox_event_process
 from targets.models import OutboxMessage
 from targets.services import outbox_deliver_due, worker_id
 from targets.tests.support import TEST_SECRETS, make_target, sandbox, target_env  # noqa: F401

@@ -19,7 +19,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from canonical.models import Customer
-from custsync_project.pipeline import inbox_event_process
+from webhooks.processing import inbox_event_process
 from webhooks.models import InboxEvent
 
 from .conftest import body_of, event, hmac_headers

@@ -129,7 +129,7 @@ def test_replay_of_many_asks_first_and_skips_unfailed(admin_client, shop, monkey
         response = _replay(admin_client, [*failed, done], post="yes")
     content = response.content.decode()
     assert "Replayed 3 failed event(s). 1 selected event(s) had not failed and were left alone." in content
-    assert enqueued == [("custsync_project.pipeline.inbox_pump",)]  # one wake-up; the pump claims all three
+    assert enqueued == [("webhooks.processing.inbox_pump",)]  # one wake-up; the pump claims all three
     assert set(InboxEvent.objects.values_list("status", "lease_owner")) == {("received", ""), ("processed", "")}
     from django.contrib.admin.models import LogEntry
     assert LogEntry.objects.filter(change_message__startswith="Replayed").count() == 3

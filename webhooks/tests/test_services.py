@@ -62,14 +62,14 @@ def test_replay_resets_only_failed_events_and_wakes_the_pump_after_commit(shop, 
     assert (failed.status, failed.lease_owner, failed.lease_expires_at) == ("received", "", None)
     assert (failed.attempts, failed.last_error) == (5, "boom")  # history kept
     assert done.status == "processed"
-    assert enqueued == [("custsync_project.pipeline.inbox_pump",)]  # one wake-up for the whole replay
+    assert enqueued == [("webhooks.processing.inbox_pump",)]  # one wake-up for the whole replay
 
 
 def test_log_lines_about_a_stored_event_carry_its_id(caplog):
     """Correlation: the gateway's lines about an event carry the event id, like the worker's."""
     import logging
 
-    from custsync_project.logging import CorrelationFilter, correlation_id_var
+    from core.logging import CorrelationFilter, correlation_id_var
     from webhooks.services import _inbox_event_insert
 
     seen = []

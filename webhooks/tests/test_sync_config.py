@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from custsync_project.config import SyncConfigError
+from core.config import SyncConfigError
 from webhooks.models import Source
 from webhooks.sync_config import import_sources
 

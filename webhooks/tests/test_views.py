@@ -7,7 +7,7 @@ import pytest
 from django.test import override_settings
 
 from webhooks.models import InboxEvent, Source
-from webhooks.services import PUMP_TASK
+from webhooks.processing import PUMP_TASK
 
 from .conftest import (
     SHOP_SECRET, SUPPORT_SECRET, SUPPORT_SECRET_OLD, URL, body_of, hmac_headers, sample_event, standard_headers,

@@ -8,7 +8,7 @@ from pathlib import Path
 import requests
 from django.core.management.base import BaseCommand, CommandError
 
-from custsync_project.secrets import SecretReferenceError, resolve
+from core.secrets import SecretReferenceError, resolve
 from webhooks.models import Source
 from webhooks.openapi import SAMPLE_EVENT
 from webhooks.signatures import SecretFormatError, hmac_sha256_sign, standard_webhooks_sign

@@ -2,8 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from custsync_project.config import SyncConfigError
-from webhooks.sync_config import sync_config_apply, sync_config_load, unset_variables
+from core.config import SyncConfigError, sync_config_apply, sync_config_load, unset_variables
 
 
 class Command(BaseCommand):

@@ -9,7 +9,8 @@ with a message naming it.
 
 from django import forms
 
-from .models import SourcePriorityRule, SourceValue
+from canonical.models import SourcePriorityRule, SourceValue
+from webhooks.models import Source
 
 EXTRA_ROWS = 2
 
@@ -19,19 +20,14 @@ def known_sources() -> list[str]:
     names = set(SourceValue.objects.values_list("source", flat=True).distinct())
     for listed in SourcePriorityRule.objects.values_list("sources", flat=True):
         names.update(s for s in (listed or []) if isinstance(s, str))
-    try:  # admin code may import several apps; canonical's models do not
-        from webhooks.models import Source
-
-        names.update(Source.objects.values_list("name", flat=True))
-    except ImportError:  # pragma: no cover - webhooks not installed
-        pass
+    names.update(Source.objects.values_list("name", flat=True))
     return sorted(names)
 
 
 class SourceOrderWidget(forms.Widget):
     """Rows of (source, position); renders known sources first in their current order."""
 
-    template_name = "canonical/widgets/source_order.html"
+    template_name = "workbench/source_order.html"
 
     def __init__(self, attrs=None, known=()):
         super().__init__(attrs)

@@ -1,9 +1,27 @@
-"""The confirmation page every bulk or destructive admin action shows first (like `delete_selected`)."""
+"""Admin building blocks every app uses: read-only admins and the one confirmation page.
+
+Machine-written tables (inbox, outbox, attempts, runs) are shown read-only;
+every bulk or destructive action asks first on the same page, like Django's
+`delete_selected`.
+"""
 
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 CONFIRM_LIST_LIMIT = 100
+
+
+class ReadOnlyAdminMixin:
+    """Nobody adds, edits or deletes these rows by hand; viewing follows the view permission."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 def action_confirmation(modeladmin, request, *, queryset, action: str, title: str, explanation: str, items,

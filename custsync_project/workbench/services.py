@@ -1,8 +1,15 @@
-"""Services behind admin buttons that span several apps (DESIGN.md: callers may use several apps)."""
+"""Steward and support actions that change the golden record and queue its deliveries in one transaction.
+
+Each calls canonical's service, then targets' enqueue with what it returned
+(DESIGN.md, "Apps"), so a change is never saved without its deliveries.
+"""
 
 from typing import Iterable
 
 from django.db import transaction
+
+from canonical.services import conflict_resolve, customer_versions_bump
+from targets.services import outbox_enqueue
 
 
 class AdminServiceError(Exception):
@@ -19,9 +26,6 @@ def customer_resend(*, customer_ids: Iterable[int], user) -> dict:
     cache and apply nothing. One transaction; delivery is kicked after commit.
     Returns {"customers": n, "messages": outbox rows written}.
     """
-    from canonical.services import customer_versions_bump
-    from targets.services import outbox_enqueue
-
     if not user.has_perm("canonical.resend_customer"):
         raise AdminServiceError("you do not have the permission to resend customers (canonical.resend_customer)")
     with transaction.atomic():
@@ -36,8 +40,5 @@ def conflict_decide(*, conflict_id: int, decision: str, user) -> int:
     Returns the number of outbox rows written; raises `canonical.exceptions.CanonicalError`
     (nothing written) when the conflict cannot be decided.
     """
-    from canonical.services import conflict_resolve
-    from targets.services import outbox_enqueue
-
     with transaction.atomic():
         return outbox_enqueue(changes=conflict_resolve(conflict_id=conflict_id, decision=decision, user=user))

@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from canonical import services as canonical_services
 from canonical.identity import Identifiers, identifier_hash
 from canonical.models import Customer
-from custsync_project import pipeline
+from webhooks import processing
 from targets.models import OutboxMessage
 from tests.factories import inbox_event_create, source_create, target_create
 from webhooks.models import InboxEvent
@@ -26,7 +26,7 @@ def _statuses():
 
 def test_the_pump_applies_every_event_in_batches_and_writes_the_outbox_once_per_batch(settings, monkeypatch):
     # given: 7 events for 5 customers, two of them changed twice; batches of 3
-    monkeypatch.setattr(pipeline, "BATCH_SIZE", 3)
+    monkeypatch.setattr(processing, "BATCH_SIZE", 3)
     target_create("cdp")
     shop = source_create("shop")
     for n in range(5):
@@ -35,7 +35,7 @@ def test_the_pump_applies_every_event_in_batches_and_writes_the_outbox_once_per_
     _upsert(shop, 2, last_name="Third")
     # when
     with CaptureQueriesContext(connection) as queries:
-        totals = pipeline.inbox_pump()
+        totals = processing.inbox_pump()
     # then: all processed, in 3 batches (3 claims that found events, one that found none)
     assert totals == {"processed": 7}
     assert set(_statuses().values()) == {"processed"}
@@ -62,13 +62,13 @@ def test_a_batch_gives_the_same_golden_records_as_one_event_at_a_time(monkeypatc
         inbox_event_create(source=crm, data={"crm_id": "C-2", "email": "person2@example.com", "phone": "+4915123"},
                            event_id="crm-2"),
     ]
-    pipeline.inbox_pump()
+    processing.inbox_pump()
     batched = {c.email: (c.first_name, c.last_name, c.phone, c.version) for c in Customer.objects.all()}
     # the same events again, one task each, on a clean slate
     Customer.objects.all().delete()
     InboxEvent.objects.update(status="received", customer=None, processed_at=None, attempts=0)
     for event in events:
-        assert pipeline.inbox_event_process(event.pk) == "processed"
+        assert processing.inbox_event_process(event.pk) == "processed"
     single = {c.email: (c.first_name, c.last_name, c.phone, c.version) for c in Customer.objects.all()}
     assert batched == single and len(batched) == 2
 
@@ -78,7 +78,7 @@ def test_an_event_that_can_never_apply_is_parked_without_holding_back_the_batch(
     good = _upsert(shop, 1)
     bad = inbox_event_create(source=shop, data={"first_name": "No identifier"}, event_id="bad")
     future = inbox_event_create(source=shop, data={"shop_id": 7}, event_id="v99", schema_version=99)
-    assert pipeline.inbox_pump() == {"processed": 1, "failed": 2}
+    assert processing.inbox_pump() == {"processed": 1, "failed": 2}
     assert _statuses() == {good.event_id: "processed", "bad": "failed", "v99": "failed"}
     assert "no usable identifier" in InboxEvent.objects.get(pk=bad.pk).last_error
     assert "99" in InboxEvent.objects.get(pk=future.pk).last_error
@@ -98,9 +98,9 @@ def test_a_crash_inside_a_batch_rolls_it_back_and_the_events_are_applied_one_by_
             raise RuntimeError("disk on fire")
         return real(prepared=prepared, **kwargs)
 
-    monkeypatch.setattr(pipeline, "prepared_apply", flaky)
+    monkeypatch.setattr(processing, "prepared_apply", flaky)
     # when
-    totals = pipeline.inbox_pump()
+    totals = processing.inbox_pump()
     # then: nothing of the batch was written twice; every event applied exactly once
     assert totals == {"processed": 4}
     assert Customer.objects.count() == 4 and all(c.version == 1 for c in Customer.objects.all())
@@ -117,9 +117,9 @@ def test_an_event_that_crashes_alone_too_is_kept_for_a_retry_and_the_rest_commit
             raise ValueError("poison")
         return real(prepared=prepared, **kwargs)
 
-    monkeypatch.setattr(pipeline, "prepared_apply", poisoned)
+    monkeypatch.setattr(processing, "prepared_apply", poisoned)
     monkeypatch.setattr(canonical_services, "prepared_apply", poisoned)  # the one-event path goes through event_apply
-    assert pipeline.inbox_pump() == {"processed": 2, "crashed": 1}
+    assert processing.inbox_pump() == {"processed": 2, "crashed": 1}
     poisoned_row = InboxEvent.objects.get(pk=events[1].pk)
     assert poisoned_row.status == "processing" and "poison" in poisoned_row.last_error
     assert Customer.objects.count() == 2
@@ -133,7 +133,7 @@ def test_an_event_whose_identifiers_another_transaction_holds_is_deferred_not_wa
 
     shop = source_create("shop")
     busy, free = _upsert(shop, 1), _upsert(shop, 2)
-    events = pipeline.inbox_batch_claim(owner="pump-test", limit=10)
+    events = processing.inbox_batch_claim(owner="pump-test", limit=10)
     assert [e.pk for e in events] == [busy.pk, free.pk]
     key = Identifiers(external_ids={"shop": "1001"}, email=None, phone=None).keys()[0]
     lock_id = int.from_bytes(bytes.fromhex(identifier_hash(key))[:8], "big", signed=True)
@@ -143,13 +143,13 @@ def test_an_event_whose_identifiers_another_transaction_holds_is_deferred_not_wa
     try:
         with other.cursor() as cursor:
             cursor.execute("BEGIN; SELECT pg_advisory_xact_lock(%s)", [lock_id])
-        result = pipeline.inbox_batch_apply(events=events, owner="pump-test")
+        result = processing.inbox_batch_apply(events=events, owner="pump-test")
         assert result.outcomes == {free.pk: "processed"}
         assert [e.pk for e in result.deferred] == [busy.pk]
         assert InboxEvent.objects.get(pk=busy.pk).status == "processing"  # still ours, offered to the next batch
     finally:
         other.rollback()
         other.close()
-    result = pipeline.inbox_batch_apply(events=result.deferred, owner="pump-test")
+    result = processing.inbox_batch_apply(events=result.deferred, owner="pump-test")
     assert result.outcomes == {busy.pk: "processed"}
     assert Customer.objects.count() == 2

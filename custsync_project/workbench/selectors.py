@@ -8,7 +8,9 @@ from typing import Any
 
 from django.db.models import Max, Q
 
-from .models import Conflict, Customer, FieldOverride, MergeLog, RuleField, SourceValue
+from canonical.models import Conflict, Customer, FieldOverride, MergeLog, RuleField, SourceValue
+from targets.models import DeliveredState, OutboxMessage, Target
+from webhooks.models import InboxEvent
 
 
 @dataclass
@@ -30,10 +32,6 @@ class CustomerPage:
 
 def inbox_event_pks(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """(source name, event id) -> InboxEvent pk, one query."""
-    try:
-        from webhooks.models import InboxEvent
-    except ImportError:  # pragma: no cover
-        return {}
     event_ids = {event_id for _, event_id in pairs if event_id}
     if not event_ids:
         return {}
@@ -43,10 +41,6 @@ def inbox_event_pks(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
 
 def customer_outbox_state(*, customer_id: int) -> list[dict[str, Any]]:
     """Per target: the latest outbox message and the last acknowledged (delivered) state."""
-    try:
-        from targets.models import DeliveredState, OutboxMessage, Target
-    except ImportError:  # pragma: no cover
-        return []
     latest_ids = (OutboxMessage.objects.filter(customer_id=customer_id).values("target_id")
                   .annotate(last=Max("id")).values_list("last", flat=True))
     latest = {m.target_id: m for m in OutboxMessage.objects.filter(pk__in=list(latest_ids))}

@@ -30,17 +30,19 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django_q import tasks as django_q_tasks
 
-from canonical.bulk import rows_update
 from canonical.events import IncomingEvent
 from canonical.services import (
     CanonicalError, IdentifiersBusy, PreparedEvent, event_apply, event_prepare, prepared_apply, rules_load,
 )
-from custsync_project import metrics
-from custsync_project.logging import correlation
+from core import metrics
+from core.bulk import rows_update
+from core.logging import correlation
 from targets.services import outbox_enqueue
-from webhooks.models import InboxEvent
-from webhooks.services import inbox_pump_kick
+
+from .kick import Debounced
+from .models import InboxEvent
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,35 @@ Status = InboxEvent.Status
 # `lease_owner` of an event the sweeper re-enqueued: not a lease (any worker may claim it), but a
 # note of when the sweeper may enqueue it again (`lease_expires_at`).
 SWEPT = "sweeper"
+
+PUMP_TASK = f"{__name__}.inbox_pump"
+
+
+# --- Waking the pump ----------------------------------------------------------
+
+def _pump_enqueue() -> None:
+    django_q_tasks.async_task(PUMP_TASK)  # looked up per call: tests replace django_q.tasks.async_task
+
+
+_debounced_kick: Debounced | None = None
+
+
+def inbox_pump_kick(*, immediately: bool = False) -> None:
+    """Wake the inbox pump (see `webhooks.kick`); call it after commit."""
+    global _debounced_kick
+    interval = settings.INBOX_KICK_INTERVAL_SECONDS
+    if immediately or interval <= 0 or settings.Q_CLUSTER.get("sync"):
+        _pump_enqueue()
+        return
+    if _debounced_kick is None:
+        _debounced_kick = Debounced(_pump_enqueue, interval)
+    _debounced_kick()
+
+
+def inbox_pump_kick_on_commit() -> None:
+    # robust: a broker outage after COMMIT is logged, not turned into a 500 for
+    # an event that is safely stored; the sweeper enqueues it later.
+    transaction.on_commit(inbox_pump_kick, robust=True)
 
 
 def _claimable(now):
