@@ -118,7 +118,7 @@ def run(target, *args):
 def run_round(args, r: int) -> dict:
     env = common.project_setup(DB)
     port = common.free_port()
-    sandbox = common.start([common.PYTHON, "bench/fast_sandbox.py", str(port)], env=env,
+    sandbox = common.start([common.PYTHON, "manage.py", "run_sandbox_targets", "--port", str(port)], env=env,
                            log=common.VAR_DIR / "delivery-sandbox.log")
     url = f"http://127.0.0.1:{port}"
     try:

@@ -5,7 +5,7 @@
 The full system on a fresh PostgreSQL database (custsync_bench_latency):
 gunicorn with the project's config (custsync_project.wsgi), one worker
 (`manage.py run_worker`, Q_WORKERS=2, ORM broker unless BENCH_REDIS_URL is
-set), and the sandbox targets (bench/fast_sandbox.py). Only the cdp target is
+set), and the sandbox targets (`manage.py run_sandbox_targets`). Only the cdp target is
 enabled, without a rate limit (a limit below the offered rate would only
 measure the queue). A separate load-generator process sends signed upserts
 (one per customer, so nothing coalesces) open-loop at --rate for --seconds
@@ -120,7 +120,7 @@ def run_round(args, r: int) -> dict:
     sandbox_url, web_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{web_port}"
     procs = []
     try:
-        procs.append(common.start([common.PYTHON, "bench/fast_sandbox.py", str(sandbox_port)], env=env,
+        procs.append(common.start([common.PYTHON, "manage.py", "run_sandbox_targets", "--port", str(sandbox_port)], env=env,
                                   log=common.VAR_DIR / "latency-sandbox.log"))
         common.wait_http(sandbox_url + "/_sandbox/state")
         p = multiprocessing.Process(target=_prepare, args=(env, sandbox_url))

@@ -67,10 +67,6 @@ def identifiers_lock(*, identifiers: Identifiers, wait: bool = True) -> bool:
     return wait or all(row)
 
 
-def _active(queryset):
-    return queryset.filter(deleted_at__isnull=True, merged_into__isnull=True)
-
-
 def _ids_by_customer(customer_ids: list[int]) -> dict[int, dict[str, set[str]]]:
     result: dict[int, dict[str, set[str]]] = {}
     rows = ExternalId.objects.filter(customer_id__in=customer_ids).values_list("customer_id", "system", "value")

@@ -140,7 +140,7 @@ def _csv_rows(handle, *, schema_version: int, occurred_at: datetime) -> Iterator
         raise ReconciliationError(
             f"CSV header: unknown or repeated columns {', '.join(unknown) or '(repeated)'}; allowed: <system>_id, "
             f"{', '.join(CSV_FIELDS)}, occurred_at")
-    for _ in range(10**12):  # bounded by the file
+    while True:  # until the file ends
         line = reader.line_num + 1
         try:
             cells = next(reader)

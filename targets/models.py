@@ -132,8 +132,6 @@ class OutboxMessage(TimeStampedModel):
         DEAD = "dead", "Dead letter"
         DISCARDED = "discarded", "Discarded"
 
-    ACTIVE_STATUSES = (Status.PENDING, Status.IN_FLIGHT)
-
     target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="outbox_messages")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
     operation = models.CharField(max_length=8, choices=Operation.choices, default=Operation.UPSERT)

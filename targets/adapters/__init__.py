@@ -3,9 +3,4 @@ with `@register`, imported here, and a `Target.Kind` choice."""
 
 from .base import PreparedCall, SendResult, TargetAdapter, adapter_for, register  # noqa: F401
 
-
-def load_all() -> None:
-    """Built-in kinds register on import."""
-
-
-from . import cdp, crm, webhook  # noqa: E402,F401
+from . import cdp, crm, webhook  # noqa: E402,F401  (importing registers the built-in kinds)

@@ -127,8 +127,7 @@ def register(cls: type[TargetAdapter]) -> type[TargetAdapter]:
 
 
 def adapter_class(kind: str) -> type[TargetAdapter]:
-    from . import load_all  # noqa: F401  (importing registers the built-in kinds)
-
+    # The package's __init__ imports every built-in kind before anything can reach this module.
     try:
         return _registry[kind]
     except KeyError:

@@ -47,11 +47,6 @@ SEED_COMPOSE_RESOURCES = {
     "worker": {"reservations": {"cpus": "0.5", "memory": "512M"}, "limits": {"cpus": "2", "memory": "1G"}},
 }
 
-# Commands another helper is still writing: skipped (with this reason) only while they do not exist.
-PENDING_COMMANDS = {
-    "run_sandbox_targets": "run_sandbox_targets (sandbox targets) is being written by another helper",
-}
-
 # Variables the deploy files may set that no project module reads, each with the reader.
 READ_OUTSIDE_PROJECT_CODE = {
     "PYTHONUNBUFFERED": "Python itself",
@@ -361,8 +356,6 @@ def test_setup_runs_migrate_then_sync_config_then_schedules_before_the_processes
 )
 def test_manage_command_exists_and_accepts_its_arguments(where, command, args):
     commands = get_commands()
-    if command not in commands and command in PENDING_COMMANDS:
-        pytest.skip(f"{PENDING_COMMANDS[command]}; not there yet ({where})")
     assert command in commands, f"{where}: manage.py {command} does not exist"
     app = commands[command]
     parser = load_command_class(app, command).create_parser("manage.py", command)
@@ -669,16 +662,8 @@ def test_runbook_documents_every_metric_and_names_no_other():
     assert not undocumented, f"document these metrics in docs/runbook.md: {sorted(undocumented)}"
 
 
-# Commands the runbook describes from DESIGN.md while another helper is still writing them.
-RUNBOOK_PENDING_COMMANDS = {
-    "reconcile": "manage.py reconcile (reconciliation) is being written by another helper",
-}
-
-
 def test_runbook_commands_exist():
     commands = set(re.findall(r"manage\.py ([a-z_]+)", RUNBOOK.read_text()))
     available = get_commands()
     missing = {c for c in commands if c not in available}
-    assert not missing - set(RUNBOOK_PENDING_COMMANDS), f"the runbook names commands that do not exist: {sorted(missing)}"
-    if missing:
-        pytest.skip("; ".join(RUNBOOK_PENDING_COMMANDS[c] for c in sorted(missing)) + ": not there yet")
+    assert not missing, f"the runbook names commands that do not exist: {sorted(missing)}"
