@@ -284,6 +284,23 @@ def summary_append(path: str | None, summary: dict) -> None:
             f.write(json.dumps(summary) + "\n")
 
 
+def rounds_run(title: str, *, db: str, rounds: int, one_round) -> list:
+    """Print the header, run `one_round(r)` for r = 1..rounds, and drop the bench database whatever happens."""
+    header(title)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        return [one_round(r) for r in range(1, rounds + 1)]
+    finally:
+        database_drop(db)
+
+
+def result_report(summary: dict, *, line: str, json_path: str | None) -> None:
+    """Print the RESULT line (`line` formatted with the summary and the load after the run), keep it with --json."""
+    summary["load_after"] = loadavg()
+    print(line.format(**summary), flush=True)
+    summary_append(json_path, summary)
+
+
 def pyspy_start(pid: int, *, seconds: float, name: str):
     """With BENCH_PYSPY=1 and py-spy installed (not in requirements): sample `pid` (GIL holders
     only, i.e. CPU) for `seconds` into var/bench/<name>-pyspy.txt; summarize with bench/pyspy_summary.py."""

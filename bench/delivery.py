@@ -181,24 +181,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.messages, args.window = 1, 500, 10.0
-    common.header("delivery")
-    common.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    results = []
-    try:
-        for r in range(1, args.rounds + 1):
-            results.append(run_round(args, r))
-    finally:
-        common.database_drop(DB)
+    results = common.rounds_run("delivery", db=DB, rounds=args.rounds, one_round=lambda r: run_round(args, r))
     summary = {"bench": "delivery", "rate_median": round(common.median([x["rate"] for x in results])),
                "ratio_median": round(common.median([x["ratio"] for x in results]), 3),
                "limit_fraction_median": round(common.median([x["fraction"] for x in results]), 3),
-               "limit_fraction_max": round(max(x["fraction"] for x in results), 3),
-               "load_after": common.loadavg()}
-    print(f"RESULT delivery: {summary['rate_median']} msg/s unlimited (ratio {summary['ratio_median']:.2f} of a "
-          f"plain requests loop); limited: {summary['limit_fraction_median']:.3f} of the limit (max "
-          f"{summary['limit_fraction_max']:.3f}; goal 0.95-1.00); load {summary['load_after']}")
-    common.summary_append(args.json, summary)
-
+               "limit_fraction_max": round(max(x["fraction"] for x in results), 3)}
+    common.result_report(summary, json_path=args.json, line=(
+        "RESULT delivery: {rate_median} msg/s unlimited (ratio {ratio_median:.2f} of a plain requests loop); "
+        "limited: {limit_fraction_median:.3f} of the limit (max {limit_fraction_max:.3f}; goal 0.95-1.00); "
+        "load {load_after}"))
 
 if __name__ == "__main__":
     main()

@@ -141,13 +141,10 @@ def main() -> None:
     summary = {
         "bench": "ingest", "rounds": rounds, "seconds": seconds, "gateway_rate_median": round(common.median(rates)),
         "ratio_median": round(common.median(ratios), 3), "gateway_peak_rss_mib_max": round(max(rss), 1),
-        "load_after": common.loadavg(),
     }
-    print(f"RESULT ingest: gateway {summary['gateway_rate_median']}/s (goal >= 1000), "
-          f"ratio {summary['ratio_median']:.2f} of the bare ceiling (goal >= 0.6), "
-          f"peak worker RSS {summary['gateway_peak_rss_mib_max']} MiB (goal < 256); load {summary['load_after']}")
-    common.summary_append(args.json, summary)
-
+    common.result_report(summary, json_path=args.json, line=(
+        "RESULT ingest: gateway {gateway_rate_median}/s (goal >= 1000), ratio {ratio_median:.2f} of the bare "
+        "ceiling (goal >= 0.6), peak worker RSS {gateway_peak_rss_mib_max} MiB (goal < 256); load {load_after}"))
 
 if __name__ == "__main__":
     main()

@@ -175,22 +175,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds = 1, 10.0
-    common.header("latency")
-    common.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    results = []
-    try:
-        for r in range(1, args.rounds + 1):
-            results.append(run_round(args, r))
-    finally:
-        common.database_drop(DB)
+    results = common.rounds_run("latency", db=DB, rounds=args.rounds, one_round=lambda r: run_round(args, r))
     summary = {"bench": "latency", "rate": args.rate, "p50_median_ms": round(common.median([x["p50"] for x in results])),
                "p99_median_ms": round(common.median([x["p99"] for x in results])),
-               "lost_total": sum(x["lost"] for x in results), "load_after": common.loadavg()}
-    print(f"RESULT latency at {args.rate:.0f}/s: p50 {summary['p50_median_ms']} ms (goal < 300), p99 "
-          f"{summary['p99_median_ms']} ms (goal < 1000), not delivered within the drain: {summary['lost_total']}; "
-          f"load {summary['load_after']}")
-    common.summary_append(args.json, summary)
-
+               "lost_total": sum(x["lost"] for x in results)}
+    common.result_report(summary, json_path=args.json, line=(
+        "RESULT latency at {rate:.0f}/s: p50 {p50_median_ms} ms (goal < 300), p99 {p99_median_ms} ms "
+        "(goal < 1000), not delivered within the drain: {lost_total}; load {load_after}"))
 
 if __name__ == "__main__":
     main()

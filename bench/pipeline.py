@@ -165,23 +165,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.events, args.customers = 1, 2000, 800
-    common.header(f"pipeline (broker {args.broker})")
-    common.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    results = []
-    try:
-        for r in range(1, args.rounds + 1):
-            results.append(run_round(args, r))
-    finally:
-        common.database_drop(DB)
+    results = common.rounds_run(f"pipeline (broker {args.broker})", db=DB, rounds=args.rounds,
+                                one_round=lambda r: run_round(args, r))
     summary = {"bench": "pipeline", "broker": args.broker, "events": args.events,
                "rate_median": round(common.median([x["rate"] for x in results])),
                "ratio_median": round(common.median([x["ratio"] for x in results]), 3),
-               "writes_per_event": round(common.median([x["per_event"] for x in results]), 1),
-               "load_after": common.loadavg()}
-    print(f"RESULT pipeline: {summary['rate_median']} events/s (goal >= 1000), ratio {summary['ratio_median']:.2f} "
-          f"of plain psycopg2 doing the same {summary['writes_per_event']} row writes/event; load {summary['load_after']}")
-    common.summary_append(args.json, summary)
-
+               "writes_per_event": round(common.median([x["per_event"] for x in results]), 1)}
+    common.result_report(summary, json_path=args.json, line=(
+        "RESULT pipeline: {rate_median} events/s (goal >= 1000), ratio {ratio_median:.2f} of plain psycopg2 "
+        "doing the same {writes_per_event} row writes/event; load {load_after}"))
 
 if __name__ == "__main__":
     main()

@@ -11,13 +11,6 @@ from .factories import apply, make_event
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def plain_static_storage(settings):
-    # The manifest storage needs collectstatic; admin pages in tests render with the plain one.
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-
-
 def staff(*codenames):
     user = User.objects.create_user("steward", password="pw", is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="canonical", codename__in=codenames))

@@ -17,12 +17,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/reconciliation/discrepancy/"
 
 
-@pytest.fixture(autouse=True)
-def plain_static_storage(settings):
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-
-
 def staff(*codenames):
     user = User.objects.create_user("steward", password="pw", is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="reconciliation",

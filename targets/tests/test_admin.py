@@ -12,13 +12,6 @@ from .support import make_customer
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def plain_static_storage(settings):
-    # The manifest storage needs collectstatic; tests render admin pages without it.
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-
-
 @pytest.fixture
 def dead_letters():
     target = Target.objects.create(name="cdp", kind="cdp", base_url="http://127.0.0.1:9/cdp", auth_kind="bearer",

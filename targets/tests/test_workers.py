@@ -14,6 +14,7 @@ from canonical.changes import CustomerChange
 from targets import ratelimit
 from targets.models import OutboxMessage, TargetRuntime
 from targets.services import outbox_deliver_due, outbox_enqueue, worker_id
+from tests.harness import max_in_window
 
 from .support import (  # noqa: F401
     make_customer, make_target, qcluster, sandbox, start_worker, stop_process, target_env, wait_until,
@@ -25,16 +26,6 @@ SEED = 4242
 def enqueue_all(customers, correlation_id="evt_w"):
     with transaction.atomic():
         outbox_enqueue(changes=[CustomerChange(c.pk, c.version, "upsert", correlation_id) for c in customers])
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end in range(len(times)):
-        while times[end] - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 @pytest.mark.django_db

@@ -7,6 +7,7 @@ response or a log line is found by a plain substring search.
 import base64
 import os
 import random
+from functools import partial
 
 import pytest
 
@@ -86,10 +87,6 @@ event = testing.sample_event
 body_of = testing.body_of
 
 
-def hmac_headers(body: bytes, *, secret: str = SHOP_SECRET, timestamp: int | None = None) -> dict:
-    return testing.hmac_headers(body, secret=secret, timestamp=timestamp)
-
-
-def standard_headers(body: bytes, *, secret: str = SUPPORT_SECRET, msg_id: str = "msg_sec_1",
-                     timestamp: int | None = None) -> dict:
-    return testing.standard_headers(body, secret=secret, msg_id=msg_id, timestamp=timestamp)
+# Signed headers with this suite's secrets (each keyword can still be passed).
+hmac_headers = partial(testing.hmac_headers, secret=SHOP_SECRET)
+standard_headers = partial(testing.standard_headers, secret=SUPPORT_SECRET, msg_id="msg_sec_1")

@@ -1,5 +1,6 @@
 """Fixtures for the gateway: sources with secrets from the environment, signed requests."""
 
+from functools import partial
 
 import pytest
 
@@ -58,23 +59,10 @@ def post(client):
     return _post
 
 
-@pytest.fixture
-def plain_static(settings):
-    """Admin pages without `collectstatic`: the manifest storage needs a manifest that tests do not build."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 sample_event = testing.sample_event
 body_of = testing.body_of
 
 
-def hmac_headers(body: bytes, *, secret: str = SHOP_SECRET, timestamp: int | None = None) -> dict:
-    return testing.hmac_headers(body, secret=secret, timestamp=timestamp)
-
-
-def standard_headers(body: bytes, *, secret: str = SUPPORT_SECRET, msg_id: str = "msg_1",
-                     timestamp: int | None = None) -> dict:
-    return testing.standard_headers(body, secret=secret, msg_id=msg_id, timestamp=timestamp)
+# Signed headers with this suite's secrets (each keyword can still be passed).
+hmac_headers = partial(testing.hmac_headers, secret=SHOP_SECRET)
+standard_headers = partial(testing.standard_headers, secret=SUPPORT_SECRET, msg_id="msg_1")

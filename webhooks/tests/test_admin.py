@@ -8,7 +8,7 @@ from webhooks.models import InboxEvent, Source
 
 from .conftest import SHOP_SECRET, sample_event
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_static")]
+pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:webhooks_inboxevent_changelist")
 

@@ -11,7 +11,7 @@ from webhooks.models import InboxEvent, Source
 
 from .conftest import SHOP_SECRET, SUPPORT_SECRET, SUPPORT_SECRET_OLD, body_of, hmac_headers, sample_event, standard_headers
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_static")]
+pytestmark = pytest.mark.django_db
 
 SECRET_VALUES = [SHOP_SECRET, SUPPORT_SECRET, SUPPORT_SECRET_OLD,
                  SUPPORT_SECRET.removeprefix("whsec_"), SUPPORT_SECRET_OLD.removeprefix("whsec_")]
