@@ -1,4 +1,4 @@
-"""The project package as an app: the roles (groups) and the admin dashboard's template tags."""
+"""The project package as an app: the roles (groups), the admin dashboard's template tags, the settings checks."""
 
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
@@ -28,4 +28,11 @@ class CustsyncProjectConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from django.core import checks as django_checks
+
+        from . import checks
+
         post_migrate.connect(_roles_fill, dispatch_uid="custsync_project.roles_fill")
+        for check in (checks.check_q_retry_exceeds_timeout, checks.check_pump_budgets, checks.check_inbox_settings,
+                      checks.check_webhook_tolerance):
+            django_checks.register(check)
