@@ -86,6 +86,7 @@ def test_chaos(sandbox, target_env, tmp_path):  # noqa: F811
     schedules_ensure(specs=settings.CUSTSYNC_SCHEDULES)
     # Shorter inbox timings (production: 120 s lease, 60 s sweep age): the same recovery logic, in minutes.
     env.update(INBOX_LEASE_SECONDS="20", INBOX_SWEEP_AFTER_SECONDS="10", Q_WORKERS="2", Q_TIMEOUT="30", Q_RETRY="40",
+               INBOX_PUMP_BUDGET_SECONDS="20",  # below Q_TIMEOUT: a pump hands over instead of being killed (custsync_project.W001)
                LOG_FORMAT="text", LOG_LEVEL="WARNING")
     if BROKER == "redis":
         env["REDIS_URL"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
