@@ -16,19 +16,27 @@ position in `FIELDS` is the position in the line). From these come:
 | `CSV`-able fields (`FLAT_PATCH_FIELDS`) | batch import's CSV columns |
 
 Adding a field of an existing kind (text, email, phone, locale) is one
-`Field(...)` line here plus a migration: the `Customer` column, and the
-`RuleField` choices on the three models that use them (`makemigrations`
-writes it). Put it where it belongs in the export line: the export is a
-contract (DESIGN.md), so a new exported field is a contract change too.
+`Field(...)` line here plus its migration: declare the column on
+`Customer` (`canonical/models.py`; the registry does not invent max lengths
+or indexes) and let `makemigrations` write the column and the new
+`RuleField` choice on the three models that use it. Nothing else changes:
+normalization, survivorship, the golden columns, erasure, the snapshot,
+the export, the API, the webhook target's body, reconciliation, the CSV
+import and the sync config's `fields` section all follow. Place it in
+`FIELDS` where it belongs in the export line: the export is a contract
+(DESIGN.md), so a new exported field is a contract change, documented there.
+
 A new *kind* also needs its code where kinds are handled: its normalizer
 (`canonical.patch`), how the golden record stores it (`canonical.services`),
 how the snapshot shows it (`canonical.selectors`) and its API field
-(`canonical.serializers`); each of those fails at import on a kind it does
-not know, never silently.
+(`canonical.serializers`); each of those refuses at import a kind it does
+not know, never silently. A new meta field likewise needs its reader in
+`canonical.selectors` and its API field in `canonical.serializers`.
 
-A new schema version's mapper maps its own layout onto these names; an older
-mapper is never edited for a new field (v1 takes every `PATCH_FIELDS` key as
-it is, which is v1's layout).
+Mappers: v1 takes every `PATCH_FIELDS` key under its own name, so a new
+field arrives through v1 as is; v2's nested layout is fixed (adding a
+version never changes an older one), so a nested form of a new field is a
+new mapper `vN.py`.
 """
 
 from dataclasses import dataclass
