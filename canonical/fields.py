@@ -113,7 +113,9 @@ RULE_CHOICES: list[tuple[str, str]] = [
     (unit, f.rule_label or unit) for f in FIELDS for unit in f.rule_fields
 ]
 # A field name that stands for several rule units (`addresses` -> both address types).
-RULE_ALIASES: dict[str, list[str]] = {f.name: list(f.rule_fields) for f in FIELDS if f.rule_fields not in ((), (f.name,))}
+RULE_ALIASES: dict[str, list[str]] = {
+    f.name: list(f.rule_fields) for f in FIELDS if f.rule_fields not in ((), (f.name,))
+}
 # A patch field without a rule of its own -> the field whose rule decides it.
 DECIDED_WITH: dict[str, str] = {f.name: f.decided_with for f in FIELDS if f.decided_with}
 

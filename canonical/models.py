@@ -135,7 +135,8 @@ class SourceValue(TimeStampedModel):
         return f"{self.customer_id}.{self.field} from {self.source}"
 
     def as_candidate(self):
-        return survivorship.Candidate(source=self.source, value=self.value, occurred_at=self.occurred_at, event_id=self.event_id)
+        return survivorship.Candidate(source=self.source, value=self.value, occurred_at=self.occurred_at,
+                                      event_id=self.event_id)
 
 
 class FieldOverride(TimeStampedModel):

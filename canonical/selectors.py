@@ -11,7 +11,8 @@ from .models import Customer
 _META = {
     "id": lambda customer, deleted: customer.pk,
     "version": lambda customer, deleted: customer.version,
-    "external_ids": lambda customer, deleted: {} if deleted else {e.system: e.value for e in customer.external_ids.all()},
+    "external_ids": lambda customer, deleted: (
+        {} if deleted else {e.system: e.value for e in customer.external_ids.all()}),
     "deleted": lambda customer, deleted: deleted,
     "updated_at": lambda customer, deleted: iso_z(customer.updated_at),
     "last_source": lambda customer, deleted: customer.last_source or None,

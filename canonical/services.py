@@ -18,8 +18,8 @@ from core.bulk import rows_update
 
 from .changes import CustomerChange
 from .events import DELETE, EVENT_TYPES, IncomingEvent
-from .fields import BY_NAME, DECIDED_WITH, FIELDS, GOLDEN_FIELDS, RULE_FIELDS, TEXT_FIELDS, TEXT_KINDS, Kind
 from .exceptions import CanonicalError, MappingError  # noqa: F401  (MappingError is part of the API)
+from .fields import BY_NAME, DECIDED_WITH, FIELDS, GOLDEN_FIELDS, RULE_FIELDS, TEXT_FIELDS, TEXT_KINDS, Kind
 from .identity import (
     Identifiers, customer_merge, customers_choose, identifier_hash, identifiers_lock,
     identity_conflict_record, wipe_personal_fields,
@@ -306,7 +306,8 @@ def _golden_set(customer: Customer, decisions: dict[str, Decision]) -> None:
         setattr(customer, at, parse_datetime(consent["at"]) if consent and consent.get("at") else None)
 
 
-_UNHANDLED = {BY_NAME[name].kind for name in GOLDEN_FIELDS} - {*TEXT_KINDS, Kind.ADDRESSES, Kind.CONSENT, Kind.CONSENT_AT}
+_UNHANDLED = ({BY_NAME[name].kind for name in GOLDEN_FIELDS}
+              - {*TEXT_KINDS, Kind.ADDRESSES, Kind.CONSENT, Kind.CONSENT_AT})
 if _UNHANDLED:  # a new kind in canonical.fields needs its golden column set in _golden_set
     raise RuntimeError(f"canonical.services cannot set golden fields of kind {', '.join(sorted(_UNHANDLED))}")
 

@@ -48,7 +48,8 @@ def import_fields(config: dict) -> list[str]:
     wanted: dict[str, tuple[str, list[str]]] = {}
     for name in sorted(section, key=lambda n: n in RuleField.values):  # aliases first, specific entries win
         if name in DECIDED_WITH:
-            raise SyncConfigError(f"fields.{name}", f"travels with {DECIDED_WITH[name]}; configure {DECIDED_WITH[name]}")
+            with_field = DECIDED_WITH[name]
+            raise SyncConfigError(f"fields.{name}", f"travels with {with_field}; configure {with_field}")
         if name not in RuleField.values and name not in RULE_ALIASES:
             raise SyncConfigError(f"fields.{name}", f"unknown field (expected one of "
                                   f"{', '.join([*RuleField.values, *RULE_ALIASES])})")

@@ -126,7 +126,8 @@ def _wanted_sources(config: dict) -> dict[str, dict]:
         )
         event_types = entry.get("event_types", list(EVENT_TYPES))
         if not isinstance(event_types, list) or not event_types or any(t not in EVENT_TYPES for t in event_types):
-            raise SyncConfigError(f"{path}.event_types", f"must be a non-empty list drawn from {', '.join(EVENT_TYPES)}")
+            raise SyncConfigError(f"{path}.event_types",
+                                  f"must be a non-empty list drawn from {', '.join(EVENT_TYPES)}")
         enabled = entry.get("enabled", True)
         if not isinstance(enabled, bool):
             raise SyncConfigError(f"{path}.enabled", "must be true or false")
