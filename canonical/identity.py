@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 
+from .fields import GOLDEN_FIELDS, golden_empty
 from .models import Conflict, Customer, ExternalId, FieldOverride, MergeLog, SourceValue
 from .patch import NormalizedPatch
 from .survivorship import is_newer
@@ -199,7 +200,5 @@ def customer_merge(*, survivor: Customer, merged: Customer, reason: str, event_i
 
 
 def wipe_personal_fields(customer: Customer) -> None:
-    customer.email = customer.phone = customer.first_name = customer.last_name = customer.locale = ""
-    customer.addresses = []
-    customer.marketing_opt_in = None
-    customer.marketing_opt_in_at = None
+    for name in GOLDEN_FIELDS:
+        setattr(customer, name, golden_empty(name))

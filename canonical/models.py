@@ -8,6 +8,8 @@ from django.db import models
 
 from core.models import TimeStampedModel
 
+from . import fields, survivorship
+
 
 class Customer(TimeStampedModel):
     """One person: the golden record that every target receives.
@@ -59,25 +61,20 @@ class ExternalId(TimeStampedModel):
         return f"{self.system}:{self.value}"
 
 
-class RuleField(models.TextChoices):
-    """The units a field rule decides (the export's field names; addresses per type)."""
-
-    EMAIL = "email", "email"
-    PHONE = "phone", "phone"
-    FIRST_NAME = "first_name", "first_name"
-    LAST_NAME = "last_name", "last_name"
-    LOCALE = "locale", "locale"
-    ADDRESSES_BILLING = "addresses.billing", "addresses.billing"
-    ADDRESSES_SHIPPING = "addresses.shipping", "addresses.shipping"
-    MARKETING_OPT_IN = "marketing_opt_in", "marketing_opt_in (with marketing_opt_in_at)"
+# The units a field rule decides (the export's field names; addresses per type), from the field registry.
+RuleField = models.TextChoices(
+    "RuleField",
+    [(unit.upper().replace(".", "_"), (unit, label)) for unit, label in fields.RULE_CHOICES],
+    module=__name__,
+)
 
 
 class SourcePriorityRule(TimeStampedModel):
     """Which source is the truth for one field. Edited by data stewards; loadable from the sync config."""
 
     class Strategy(models.TextChoices):
-        SOURCE_PRIORITY = "source_priority", "source priority (best-ranked source wins)"
-        LAST_WRITE_WINS = "last_write_wins", "last write wins (latest occurred_at wins)"
+        SOURCE_PRIORITY = survivorship.SOURCE_PRIORITY, "source priority (best-ranked source wins)"
+        LAST_WRITE_WINS = survivorship.LAST_WRITE_WINS, "last write wins (latest occurred_at wins)"
 
     field = models.CharField(max_length=32, choices=RuleField.choices, unique=True)
     strategy = models.CharField(
@@ -108,9 +105,7 @@ class SourcePriorityRule(TimeStampedModel):
             raise ValidationError({"sources": "a source may appear only once"})
 
     def as_rule(self):
-        from .survivorship import Rule
-
-        return Rule(strategy=self.strategy, sources=tuple(self.sources or ()))
+        return survivorship.Rule(strategy=self.strategy, sources=tuple(self.sources or ()))
 
 
 class SourceValue(TimeStampedModel):
@@ -140,9 +135,8 @@ class SourceValue(TimeStampedModel):
         return f"{self.customer_id}.{self.field} from {self.source}"
 
     def as_candidate(self):
-        from .survivorship import Candidate
-
-        return Candidate(source=self.source, value=self.value, occurred_at=self.occurred_at, event_id=self.event_id)
+        return survivorship.Candidate(source=self.source, value=self.value, occurred_at=self.occurred_at,
+                                      event_id=self.event_id)
 
 
 class FieldOverride(TimeStampedModel):
@@ -165,9 +159,7 @@ class FieldOverride(TimeStampedModel):
         ]
 
     def as_override(self):
-        from .survivorship import Override
-
-        return Override(value=self.value, source=self.source, anchor_at=self.anchor_at)
+        return survivorship.Override(value=self.value, source=self.source, anchor_at=self.anchor_at)
 
 
 class Conflict(TimeStampedModel):

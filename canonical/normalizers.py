@@ -14,10 +14,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.utils.dateparse import parse_datetime
 
+from .fields import ADDRESS_TYPES
+
 NAME_MAX_LENGTH = 200
 ADDRESS_LINE_MAX_LENGTH = 200
 EMAIL_MAX_LENGTH = 254
-ADDRESS_TYPES = ("billing", "shipping")
 ADDRESS_PARTS = ("line1", "line2", "postal_code", "city", "country")
 
 _WHITESPACE = re.compile(r"\s+")
@@ -141,7 +142,7 @@ def normalize_address(value) -> dict:
         raise NormalizationError(f"an address must be an object, not {type(value).__name__}")
     address_type = value.get("type")
     if address_type not in ADDRESS_TYPES:
-        raise NormalizationError("address type must be billing or shipping")
+        raise NormalizationError(f"address type must be {' or '.join(ADDRESS_TYPES)}")
     unknown = set(value) - {"type", *ADDRESS_PARTS}
     if unknown:
         raise NormalizationError(f"unknown address keys: {', '.join(sorted(unknown))}")

@@ -11,14 +11,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.times import iso_z
+
 from . import normalizers as n
+from .fields import BY_NAME, DECIDED_WITH, FIELDS, TEXT_FIELDS, Kind
 from .mappers import RawPatch
 from .problems import problem
 
-RULE_FIELDS = (
-    "email", "phone", "first_name", "last_name", "locale",
-    "addresses.billing", "addresses.shipping", "marketing_opt_in",
-)
+# One normalizer per single-text kind; the phone's needs the source's region and may warn (below).
+TEXT_NORMALIZERS = {Kind.TEXT: n.normalize_name, Kind.EMAIL: n.normalize_email, Kind.LOCALE: n.normalize_locale}
+_UNHANDLED = {f.kind for f in FIELDS if f.patch} - {*TEXT_NORMALIZERS, Kind.PHONE, Kind.ADDRESSES, Kind.CONSENT,
+                                                      Kind.CONSENT_AT}
+if _UNHANDLED:  # a new kind in canonical.fields needs its normalization here
+    raise RuntimeError(f"canonical.patch cannot normalize kind(s) {', '.join(sorted(_UNHANDLED))}")
 _SYSTEM = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
@@ -27,10 +32,6 @@ class NormalizedPatch:
     external_ids: dict[str, str] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     problems: list[dict] = field(default_factory=list)
-
-
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def patch_normalize(*, raw: RawPatch, default_region: str) -> NormalizedPatch:
@@ -48,78 +49,75 @@ def patch_normalize(*, raw: RawPatch, default_region: str) -> NormalizedPatch:
             add(problem(f"external_ids.{system_name}", value, str(error)))
 
     fields = raw.fields
-    simple = {
-        "email": n.normalize_email,
-        "first_name": n.normalize_name,
-        "last_name": n.normalize_name,
-        "locale": n.normalize_locale,
-    }
-    for name, normalize in simple.items():
-        if name in fields:
+    for name in TEXT_FIELDS:
+        normalize = TEXT_NORMALIZERS.get(BY_NAME[name].kind)
+        if normalize is not None and name in fields:
             try:
                 result.values[name] = normalize(fields[name])
             except n.NormalizationError as error:
                 add(problem(name, fields[name], str(error)))
 
-    if "phone" in fields:
-        try:
-            phone, warning = n.normalize_phone(fields["phone"], region=default_region)
-            result.values["phone"] = phone
-            if warning:
-                add(problem("phone", fields["phone"], warning, "warning"))
-        except n.NormalizationError as error:
-            add(problem("phone", fields["phone"], str(error)))
+    for name in TEXT_FIELDS:
+        if BY_NAME[name].kind == Kind.PHONE and name in fields:
+            try:
+                phone, warning = n.normalize_phone(fields[name], region=default_region)
+                result.values[name] = phone
+                if warning:
+                    add(problem(name, fields[name], warning, "warning"))
+            except n.NormalizationError as error:
+                add(problem(name, fields[name], str(error)))
 
-    if "addresses" in fields:
-        _addresses(fields["addresses"], result)
+    for f in FIELDS:
+        if f.kind == Kind.ADDRESSES and f.name in fields:
+            _addresses(f.name, fields[f.name], result)
 
-    if "marketing_opt_in" in fields:
-        _consent(fields, result)
-    elif "marketing_opt_in_at" in fields:
-        add(problem("marketing_opt_in_at", fields["marketing_opt_in_at"],
-                    "ignored without marketing_opt_in (the two travel together)", "warning"))
+    for at, flag in DECIDED_WITH.items():
+        if flag in fields:
+            _consent(flag, at, fields, result)
+        elif at in fields:
+            add(problem(at, fields[at], f"ignored without {flag} (the two travel together)", "warning"))
     return result
 
 
-def _addresses(value, result: NormalizedPatch) -> None:
-    """A list sets each address type it contains; null or [] clears both; other types stay."""
+def _addresses(name: str, value, result: NormalizedPatch) -> None:
+    """A list sets each address type it contains; null or [] clears every type; other types stay."""
     if value is None or value == []:
-        result.values["addresses.billing"] = None
-        result.values["addresses.shipping"] = None
+        for unit in BY_NAME[name].rule_fields:
+            result.values[unit] = None
         return
     if not isinstance(value, list):
-        result.problems.append(problem("addresses", value, "addresses must be a list of address objects"))
+        result.problems.append(problem(name, value, f"{name} must be a list of address objects"))
         return
     for index, item in enumerate(value):
         try:
             address = n.normalize_address(item)
         except n.NormalizationError as error:
-            result.problems.append(problem(f"addresses[{index}]", item, str(error)))
+            result.problems.append(problem(f"{name}[{index}]", item, str(error)))
             continue
-        key = f"addresses.{address['type']}"
+        key = f"{name}.{address['type']}"
         if key in result.values:
-            result.problems.append(problem(f"addresses[{index}]", item,
+            result.problems.append(problem(f"{name}[{index}]", item,
                                            f"a second {address['type']} address; the first one is kept", "warning"))
             continue
         result.values[key] = address
 
 
-def _consent(fields: dict, result: NormalizedPatch) -> None:
+def _consent(flag: str, at_name: str, fields: dict, result: NormalizedPatch) -> None:
     try:
-        opt_in = n.normalize_bool(fields["marketing_opt_in"])
+        opt_in = n.normalize_bool(fields[flag])
     except n.NormalizationError as error:
-        result.problems.append(problem("marketing_opt_in", fields["marketing_opt_in"], str(error)))
+        result.problems.append(problem(flag, fields[flag], str(error)))
         return
     if opt_in is None:
-        result.values["marketing_opt_in"] = None
+        result.values[flag] = None
         return
     at = None
-    if fields.get("marketing_opt_in_at") is not None:
+    if fields.get(at_name) is not None:
         try:
-            parsed, warning = n.normalize_datetime(fields["marketing_opt_in_at"])
-            at = _iso(parsed)
+            parsed, warning = n.normalize_datetime(fields[at_name])
+            at = iso_z(parsed)
             if warning:
-                result.problems.append(problem("marketing_opt_in_at", fields["marketing_opt_in_at"], warning, "warning"))
+                result.problems.append(problem(at_name, fields[at_name], warning, "warning"))
         except n.NormalizationError as error:
-            result.problems.append(problem("marketing_opt_in_at", fields["marketing_opt_in_at"], str(error)))
-    result.values["marketing_opt_in"] = {"opt_in": opt_in, "at": at}
+            result.problems.append(problem(at_name, fields[at_name], str(error)))
+    result.values[flag] = {"opt_in": opt_in, "at": at}

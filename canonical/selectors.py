@@ -2,16 +2,32 @@
 
 from typing import Any
 
+from core.times import iso_z
+
+from .fields import EXPORT_FIELDS, FIELDS, TEXT_KINDS, Kind
 from .models import Customer
 
-EXPORT_FIELDS = (
-    "id", "version", "external_ids", "email", "phone", "first_name", "last_name", "locale",
-    "addresses", "marketing_opt_in", "marketing_opt_in_at", "deleted", "updated_at",
-)
-
-
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+# custsync's own fields (Kind.META), each read its own way; a tombstone shows no external ids.
+_META = {
+    "id": lambda customer, deleted: customer.pk,
+    "version": lambda customer, deleted: customer.version,
+    "external_ids": lambda customer, deleted: (
+        {} if deleted else {e.system: e.value for e in customer.external_ids.all()}),
+    "deleted": lambda customer, deleted: deleted,
+    "updated_at": lambda customer, deleted: iso_z(customer.updated_at),
+    "last_source": lambda customer, deleted: customer.last_source or None,
+}
+# How the snapshot shows each kind of golden column: empty text is null, no addresses an empty list.
+_SHOWN = {
+    **{kind: (lambda value: value or None) for kind in TEXT_KINDS},
+    Kind.ADDRESSES: lambda value: value or [],
+    Kind.CONSENT: lambda value: value,
+    Kind.CONSENT_AT: iso_z,
+}
+_UNSHOWN = [f.name for f in FIELDS if (f.kind == Kind.META and f.name not in _META) or
+            (f.kind != Kind.META and f.kind not in _SHOWN)]
+if _UNSHOWN:  # a new kind or meta field in canonical.fields needs its display here
+    raise RuntimeError(f"canonical.selectors cannot show field(s) {', '.join(_UNSHOWN)}")
 
 
 def customer_snapshot(*, customer: Customer) -> dict[str, Any]:
@@ -22,20 +38,8 @@ def customer_snapshot(*, customer: Customer) -> dict[str, Any]:
     """
     deleted = customer.is_deleted
     snapshot = {
-        "id": customer.pk,
-        "version": customer.version,
-        "external_ids": {} if deleted else {e.system: e.value for e in customer.external_ids.all()},
-        "email": customer.email or None,
-        "phone": customer.phone or None,
-        "first_name": customer.first_name or None,
-        "last_name": customer.last_name or None,
-        "locale": customer.locale or None,
-        "addresses": customer.addresses or [],
-        "marketing_opt_in": customer.marketing_opt_in,
-        "marketing_opt_in_at": _iso(customer.marketing_opt_in_at),
-        "deleted": deleted,
-        "updated_at": _iso(customer.updated_at),
-        "last_source": customer.last_source or None,
+        f.name: _META[f.name](customer, deleted) if f.kind == Kind.META else _SHOWN[f.kind](getattr(customer, f.name))
+        for f in FIELDS
     }
     return snapshot
 
@@ -62,10 +66,10 @@ def customer_provenance(*, customer: Customer) -> dict[str, dict[str, Any]]:
 
     result: dict[str, dict[str, Any]] = {}
     for row in SourceValue.objects.filter(customer=customer, is_winner=True):
-        result[row.field] = {"source": row.source, "occurred_at": _iso(row.occurred_at), "event_id": row.event_id,
+        result[row.field] = {"source": row.source, "occurred_at": iso_z(row.occurred_at), "event_id": row.event_id,
                              "via": "event"}
     for override in FieldOverride.objects.filter(customer=customer, is_winner=True):
-        result[override.field] = {"source": override.source, "occurred_at": _iso(override.anchor_at),
+        result[override.field] = {"source": override.source, "occurred_at": iso_z(override.anchor_at),
                                   "event_id": override.event_id, "via": "steward"}
     return dict(sorted(result.items()))
 

@@ -2,11 +2,12 @@
 
 from rest_framework import serializers
 
+from .fields import ADDRESS_TYPES, FIELDS, RULE_FIELDS, TEXT_KINDS, Field, Kind
 from .selectors import customer_provenance, customer_snapshot
 
 
 class AddressSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=["billing", "shipping"])
+    type = serializers.ChoiceField(choices=list(ADDRESS_TYPES))
     line1 = serializers.CharField(allow_null=True)
     line2 = serializers.CharField(allow_null=True)
     postal_code = serializers.CharField(allow_null=True)
@@ -14,26 +15,40 @@ class AddressSerializer(serializers.Serializer):
     country = serializers.CharField(allow_null=True, help_text="ISO 3166-1 alpha-2")
 
 
-class CustomerSerializer(serializers.Serializer):
-    """One golden record as `export_customers` writes it, plus `last_source`."""
+# The API field of each kind of golden column, and of each of custsync's own fields.
+_BY_KIND = {
+    **{kind: lambda **kw: serializers.CharField(allow_null=True, **kw) for kind in TEXT_KINDS},
+    Kind.ADDRESSES: lambda **kw: AddressSerializer(many=True, **kw),
+    Kind.CONSENT: lambda **kw: serializers.BooleanField(allow_null=True, **kw),
+    Kind.CONSENT_AT: lambda **kw: serializers.DateTimeField(allow_null=True, **kw),
+}
+_META = {
+    "id": lambda **kw: serializers.IntegerField(**kw),
+    "version": lambda **kw: serializers.IntegerField(**kw),
+    "external_ids": lambda **kw: serializers.DictField(child=serializers.CharField(), **kw),
+    "deleted": lambda **kw: serializers.BooleanField(**kw),
+    "updated_at": lambda **kw: serializers.DateTimeField(**kw),
+    "last_source": lambda **kw: serializers.CharField(allow_null=True, **kw),
+}
 
-    id = serializers.IntegerField()
-    version = serializers.IntegerField(help_text="Increments on every change.")
-    external_ids = serializers.DictField(child=serializers.CharField(), help_text='System -> id, e.g. {"shop": "9981"}')
-    email = serializers.CharField(allow_null=True)
-    phone = serializers.CharField(allow_null=True, help_text="E.164")
-    first_name = serializers.CharField(allow_null=True)
-    last_name = serializers.CharField(allow_null=True)
-    locale = serializers.CharField(allow_null=True, help_text="BCP 47")
-    addresses = AddressSerializer(many=True)
-    marketing_opt_in = serializers.BooleanField(allow_null=True)
-    marketing_opt_in_at = serializers.DateTimeField(allow_null=True)
-    deleted = serializers.BooleanField(help_text="Erased or merged away: a tombstone.")
-    updated_at = serializers.DateTimeField()
-    last_source = serializers.CharField(allow_null=True)
 
+def _api_field(f: Field) -> serializers.Field:
+    """Raises KeyError at import for a kind (or meta field) this module does not know yet."""
+    make = _META[f.name] if f.kind == Kind.META else _BY_KIND[f.kind]
+    return make(help_text=f.help_text) if f.help_text else make()
+
+
+class _CustomerFields(serializers.Serializer):
     def to_representation(self, instance):
         return customer_snapshot(customer=instance)
+
+
+# Built, not written out: one API field per snapshot field (`canonical.fields`), in the export's order.
+CustomerSerializer = serializers.SerializerMetaclass(
+    "CustomerSerializer", (_CustomerFields,),
+    {"__module__": __name__, "__doc__": "One golden record as `export_customers` writes it, plus `last_source`.",
+     **{f.name: _api_field(f) for f in FIELDS}},
+)
 
 
 class ProvenanceSerializer(serializers.Serializer):
@@ -47,8 +62,8 @@ class CustomerDetailSerializer(CustomerSerializer):
     merged_into = serializers.IntegerField(allow_null=True, help_text="Set when merged into another customer.")
     provenance = serializers.DictField(
         child=ProvenanceSerializer(),
-        help_text="Per field (email, phone, first_name, last_name, locale, addresses.billing, addresses.shipping, "
-                  "marketing_opt_in): where the golden value came from. Fields without a value are absent.",
+        help_text=f"Per field ({', '.join(RULE_FIELDS)}): where the golden value came from. "
+                  "Fields without a value are absent.",
     )
 
     def to_representation(self, instance):

@@ -19,13 +19,14 @@ from core.bulk import rows_update
 from .changes import CustomerChange
 from .events import DELETE, EVENT_TYPES, IncomingEvent
 from .exceptions import CanonicalError, MappingError  # noqa: F401  (MappingError is part of the API)
+from .fields import BY_NAME, DECIDED_WITH, FIELDS, GOLDEN_FIELDS, RULE_FIELDS, TEXT_FIELDS, TEXT_KINDS, Kind
 from .identity import (
     Identifiers, customer_merge, customers_choose, identifier_hash, identifiers_lock,
     identity_conflict_record, wipe_personal_fields,
 )
 from .mappers import map_data
 from .models import Conflict, Customer, ErasedIdentifier, ExternalId, FieldOverride, SourcePriorityRule, SourceValue
-from .patch import RULE_FIELDS, NormalizedPatch, patch_normalize
+from .patch import NormalizedPatch, patch_normalize
 from .problems import problem
 from .survivorship import Candidate, Decision, Rule, decide, is_newer, loses_on_rank, override_holds
 
@@ -168,14 +169,10 @@ def _resolve_and_lock(*, identifiers: Identifiers):
     return (chosen[0] if chosen else None), chosen[1:], reasons, resolution
 
 
-_GOLDEN_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "addresses", "marketing_opt_in",
-                  "marketing_opt_in_at")
-
-
 def _golden_fields(customer: Customer) -> tuple:
     """The golden record's own fields, to tell whether a write changed it (external ids are tracked
     by the callers: only identity resolution changes them)."""
-    return tuple(getattr(customer, name) for name in _GOLDEN_FIELDS)
+    return tuple(getattr(customer, name) for name in GOLDEN_FIELDS)
 
 
 def _bump(customer: Customer, *, operation: str, source: str, correlation_id: str) -> CustomerChange:
@@ -297,12 +294,22 @@ def _fields_decide(*, customer: Customer, rules: dict[str, Rule],
 
 
 def _golden_set(customer: Customer, decisions: dict[str, Decision]) -> None:
-    for name in ("email", "phone", "first_name", "last_name", "locale"):
+    """The golden columns from the decided rule fields, per kind (`canonical.fields`)."""
+    for name in TEXT_FIELDS:
         setattr(customer, name, decisions[name].value or "")
-    customer.addresses = [a for a in (decisions["addresses.billing"].value, decisions["addresses.shipping"].value) if a]
-    consent = decisions["marketing_opt_in"].value
-    customer.marketing_opt_in = consent["opt_in"] if consent else None
-    customer.marketing_opt_in_at = parse_datetime(consent["at"]) if consent and consent.get("at") else None
+    for f in FIELDS:
+        if f.kind == Kind.ADDRESSES:
+            setattr(customer, f.name, [a for a in (decisions[unit].value for unit in f.rule_fields) if a])
+    for at, flag in DECIDED_WITH.items():  # a consent flag and its time: one decided value {"opt_in", "at"}
+        consent = decisions[flag].value
+        setattr(customer, flag, consent["opt_in"] if consent else None)
+        setattr(customer, at, parse_datetime(consent["at"]) if consent and consent.get("at") else None)
+
+
+_UNHANDLED = ({BY_NAME[name].kind for name in GOLDEN_FIELDS}
+              - {*TEXT_KINDS, Kind.ADDRESSES, Kind.CONSENT, Kind.CONSENT_AT})
+if _UNHANDLED:  # a new kind in canonical.fields needs its golden column set in _golden_set
+    raise RuntimeError(f"canonical.services cannot set golden fields of kind {', '.join(sorted(_UNHANDLED))}")
 
 
 def _conflicts_update(*, customer, rules, decisions, touched: dict[str, Candidate], event: IncomingEvent,

@@ -9,9 +9,8 @@ from django.db import transaction
 
 from core.config import SyncConfigError
 
+from .fields import DECIDED_WITH, RULE_ALIASES
 from .models import RuleField, SourcePriorityRule
-
-ALIASES = {"addresses": ["addresses.billing", "addresses.shipping"]}
 
 
 def _parse(name: str, entry) -> tuple[str, list[str]]:
@@ -48,13 +47,14 @@ def import_fields(config: dict) -> list[str]:
         raise SyncConfigError("fields", "must be an object keyed by field name")
     wanted: dict[str, tuple[str, list[str]]] = {}
     for name in sorted(section, key=lambda n: n in RuleField.values):  # aliases first, specific entries win
-        if name == "marketing_opt_in_at":
-            raise SyncConfigError(f"fields.{name}", "travels with marketing_opt_in; configure marketing_opt_in")
-        if name not in RuleField.values and name not in ALIASES:
+        if name in DECIDED_WITH:
+            with_field = DECIDED_WITH[name]
+            raise SyncConfigError(f"fields.{name}", f"travels with {with_field}; configure {with_field}")
+        if name not in RuleField.values and name not in RULE_ALIASES:
             raise SyncConfigError(f"fields.{name}", f"unknown field (expected one of "
-                                  f"{', '.join([*RuleField.values, *ALIASES])})")
+                                  f"{', '.join([*RuleField.values, *RULE_ALIASES])})")
         parsed = _parse(name, section[name])
-        for target in ALIASES.get(name, [name]):
+        for target in RULE_ALIASES.get(name, [name]):
             wanted[target] = parsed
     lines = []
     with transaction.atomic():

@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from core.admin import ReadOnlyAdminMixin
 
+from .compare import COMPARABLE_FIELDS
 from .models import COUNT_CLASSES, Discrepancy, DiscrepancyClass, ReconciliationRun, SubClass
 from .services import discrepancies_fix
 
@@ -85,9 +86,7 @@ class FieldFilter(admin.SimpleListFilter):
     parameter_name = "field"
 
     def lookups(self, request, model_admin):
-        names = ["email", "phone", "first_name", "last_name", "locale", "addresses", "external_ids",
-                 "marketing_opt_in", "marketing_opt_in_at", "deleted"]
-        return [(name, name) for name in names]
+        return [(name, name) for name in COMPARABLE_FIELDS]
 
     def queryset(self, request, queryset):
         if self.value():

@@ -38,10 +38,12 @@ from django.db import IntegrityError, transaction
 
 from canonical.events import EVENT_TYPES, UPSERT
 from canonical.exceptions import MappingError
+from canonical.fields import BY_NAME, FLAT_PATCH_FIELDS, Kind
 from canonical.identity import Identifiers
 from canonical.mappers import map_data
 from canonical.models import MergeLog
 from canonical.patch import patch_normalize
+from core.times import iso_z
 from webhooks.models import InboxEvent, Source
 from webhooks.processing import inbox_event_process, inbox_pump_kick
 
@@ -49,7 +51,7 @@ from .models import ReconciliationError
 
 IMPORT_PREFIX = "import:"
 FORMATS = ("csv", "jsonl")
-CSV_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "marketing_opt_in", "marketing_opt_in_at")
+CSV_FIELDS = FLAT_PATCH_FIELDS  # schema v1's flat keys: every patch field but the addresses list
 _ID_COLUMN = re.compile(r"[a-z][a-z0-9_]*_id")
 _TRUE, _FALSE = {"true", "1", "yes", "y", "t"}, {"false", "0", "no", "n", "f"}
 MAX_LINE_BYTES = 256 * 1024  # the webhook body limit, per line
@@ -112,12 +114,8 @@ def _parse_when(value: str) -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
-
-
 def dedup_key(*, source: str, row: Row) -> str:
-    canonical = json.dumps([source, row.schema_version, row.type, _iso(row.occurred_at), row.data],
+    canonical = json.dumps([source, row.schema_version, row.type, iso_z(row.occurred_at), row.data],
                            sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return IMPORT_PREFIX + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -163,9 +161,9 @@ def _csv_rows(handle, *, schema_version: int, occurred_at: datetime) -> Iterator
                     continue  # empty cell: not in this row (never a clear)
                 if name == "occurred_at":
                     when = _parse_when(value)
-                elif name == "marketing_opt_in":
+                elif name in BY_NAME and BY_NAME[name].kind == Kind.CONSENT:
                     if value.lower() not in _TRUE | _FALSE:
-                        raise RowError("marketing_opt_in must be true/false (or 1/0, yes/no)")
+                        raise RowError(f"{name} must be true/false (or 1/0, yes/no)")
                     data[name] = value.lower() in _TRUE
                 else:
                     data[name] = value
@@ -312,7 +310,7 @@ def _import_row(row: Row, *, source, summary: ImportSummary, reject, run_async: 
         return
     event_id = row.event_id or dedup_key(source=source.name, row=row)
     envelope = {"event_id": event_id, "source": source.name, "schema_version": row.schema_version,
-                "type": row.type, "occurred_at": _iso(row.occurred_at), "data": row.data}
+                "type": row.type, "occurred_at": iso_z(row.occurred_at), "data": row.data}
     if InboxEvent.objects.filter(source=source, event_id=event_id).exists():
         summary.duplicates += 1
         return

@@ -17,12 +17,17 @@ Not compared:
 
 from typing import Any
 
+from canonical import fields as registry
 from canonical import normalizers as n
+from canonical.patch import TEXT_NORMALIZERS
 from canonical.problems import excerpt
 
 from .models import SubClass
 
-VOLATILE_FIELDS = frozenset({"id", "version", "updated_at", "last_source"})
+# The join key, and the metadata the registry marks volatile (version, updated_at, last_source).
+VOLATILE_FIELDS = frozenset({"id", *registry.VOLATILE_FIELDS})
+# The fields a discrepancy can name: every exported field but the join key and volatile metadata.
+COMPARABLE_FIELDS = tuple(name for name in registry.EXPORT_FIELDS if name not in VOLATILE_FIELDS)
 
 
 def compared_fields(mappings: list[tuple[str, str]]) -> list[str]:
@@ -62,14 +67,11 @@ def normalize_value(name: str, value: Any) -> Any:
     value = _clean(name, value)
     if value is None:
         return None
-    if name == "email":
-        return _try(n.normalize_email, value)
-    if name == "phone":
+    kind = registry.BY_NAME[name].kind if name in registry.BY_NAME else None
+    if kind == registry.Kind.PHONE:
         return _try(lambda v: n.normalize_phone(v, region="")[0], value)
-    if name in ("first_name", "last_name"):
-        return _try(n.normalize_name, value)
-    if name == "locale":
-        return _try(n.normalize_locale, value)
+    if kind in TEXT_NORMALIZERS:
+        return _try(TEXT_NORMALIZERS[kind], value)
     return value
 
 

@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import Webhook
 
 from core.secrets import is_reference, resolve
 
+from .delivery import is_retryable_status
 from .models import Target, TargetsError
 
 
@@ -122,10 +123,8 @@ class OAuth2ClientCredentials(Auth):
         except requests.RequestException as exc:
             raise TargetAuthError(f"token endpoint unreachable: {type(exc).__name__}", retryable=True) from exc
         if response.status_code != 200:
-            retryable = response.status_code in (408, 425, 429) or response.status_code >= 500
-            raise TargetAuthError(
-                f"token endpoint answered {response.status_code}", status=response.status_code, retryable=retryable
-            )
+            raise TargetAuthError(f"token endpoint answered {response.status_code}", status=response.status_code,
+                                  retryable=is_retryable_status(response.status_code))
         try:
             payload = response.json()
             token = payload["access_token"]

@@ -7,6 +7,8 @@ seed's `{"shop_id": "9981", ...}` shape; `external_ids.<system>` is one id.
 
 from typing import Any, Iterable
 
+from canonical.fields import EXPORT_FIELDS, SNAPSHOT_FIELDS
+
 # The seed's bodies (DESIGN.md "Contract: target APIs").
 DEFAULT_MAPPINGS: dict[str, list[tuple[str, str]]] = {
     "cdp": [
@@ -30,18 +32,11 @@ DEFAULT_MAPPINGS: dict[str, list[tuple[str, str]]] = {
         ("custsync_id", "externalIds.custsync_id"),
     ],
     # Webhook subscribers get the export format (DESIGN.md export_customers).
-    "webhook": [
-        (name, name)
-        for name in (
-            "id", "version", "external_ids", "email", "phone", "first_name", "last_name", "locale",
-            "addresses", "marketing_opt_in", "marketing_opt_in_at", "deleted", "updated_at",
-        )
-    ],
+    "webhook": [(name, name) for name in EXPORT_FIELDS],
 }
 
 CANONICAL_FIELDS = (
-    "id", "version", "external_ids", "email", "phone", "first_name", "last_name", "locale", "addresses",
-    "marketing_opt_in", "marketing_opt_in_at", "deleted", "updated_at", "last_source",
+    *SNAPSHOT_FIELDS,
     "custsync_id",  # the golden id as a string, as external ids are (the crm's externalIds.custsync_id)
 )
 

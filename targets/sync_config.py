@@ -10,7 +10,6 @@ the file are disabled, never deleted (their history stays).
 """
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -20,6 +19,7 @@ from core.secrets import is_reference
 
 from .models import Target
 from .services import target_mappings_ensure_defaults, target_runtime_ensure
+from .validators import is_http_url
 
 SECRET_KEY_BY_AUTH = {
     Target.AuthKind.BEARER: "token",
@@ -67,8 +67,7 @@ def _full_clean(target: Target, name: str) -> None:
 
 
 def _url(value: Any, path: str) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_http_url(value):
         raise SyncConfigError(path, "must be an http(s) URL")
     return value
 

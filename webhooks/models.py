@@ -13,12 +13,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from canonical.events import EVENT_TYPES
 from core.models import TimeStampedModel
 from core.secrets import is_reference
-
-EVENT_TYPE_UPSERT = "customer.upsert"
-EVENT_TYPE_DELETE = "customer.delete"
-KNOWN_EVENT_TYPES = (EVENT_TYPE_UPSERT, EVENT_TYPE_DELETE)
 
 
 def default_schema_versions() -> list[int]:
@@ -26,7 +23,7 @@ def default_schema_versions() -> list[int]:
 
 
 def default_event_types() -> list[str]:
-    return list(KNOWN_EVENT_TYPES)
+    return list(EVENT_TYPES)
 
 
 def validate_secret_refs(value) -> None:
@@ -53,10 +50,10 @@ def validate_schema_versions(value) -> None:
 
 def validate_event_types(value) -> None:
     if not isinstance(value, list) or not value:
-        raise ValidationError(f"must be a non-empty list drawn from {', '.join(KNOWN_EVENT_TYPES)}")
+        raise ValidationError(f"must be a non-empty list drawn from {', '.join(EVENT_TYPES)}")
     for item in value:
-        if item not in KNOWN_EVENT_TYPES:
-            raise ValidationError(f"{item!r} is not a known event type ({', '.join(KNOWN_EVENT_TYPES)})")
+        if item not in EVENT_TYPES:
+            raise ValidationError(f"{item!r} is not a known event type ({', '.join(EVENT_TYPES)})")
 
 
 def validate_region(value) -> None:

@@ -4,6 +4,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
+from canonical.events import EVENT_TYPES
+
 SAMPLE_EVENT = {
     "event_id": "evt_123", "source": "shop", "schema_version": 1,
     "type": "customer.upsert", "occurred_at": "2026-01-14T10:12:00Z",
@@ -40,7 +42,7 @@ class EnvelopeSerializer(serializers.Serializer):
     )
     source = serializers.SlugField(help_text="The sending system, e.g. shop; picks the secrets.")
     schema_version = serializers.IntegerField(min_value=1, help_text="Layout of `data` (1 or 2).")
-    type = serializers.ChoiceField(choices=["customer.upsert", "customer.delete"])
+    type = serializers.ChoiceField(choices=list(EVENT_TYPES))
     occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a timezone.")
     data = serializers.DictField(help_text="v1: <system>_id, email, phone, ...; v2: ids, contact, name, ...")
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
+from canonical.events import EVENT_TYPES
 from core.config import SyncConfigError
 from core.secrets import is_reference
 
-from .models import KNOWN_EVENT_TYPES, Source, validate_region
+from .models import Source, validate_region
 
 SOURCE_KEYS = ("secret", "secrets", "signature_scheme", "default_region", "schema_versions", "event_types", "enabled")
 WEBHOOKS_KEYS = ("secret", "accepted_sources", "schema_versions")
@@ -123,9 +124,10 @@ def _wanted_sources(config: dict) -> dict[str, dict]:
             _schema_versions(entry["schema_versions"], f"{path}.schema_versions")
             if "schema_versions" in entry else default_versions
         )
-        event_types = entry.get("event_types", list(KNOWN_EVENT_TYPES))
-        if not isinstance(event_types, list) or not event_types or any(t not in KNOWN_EVENT_TYPES for t in event_types):
-            raise SyncConfigError(f"{path}.event_types", f"must be a non-empty list drawn from {', '.join(KNOWN_EVENT_TYPES)}")
+        event_types = entry.get("event_types", list(EVENT_TYPES))
+        if not isinstance(event_types, list) or not event_types or any(t not in EVENT_TYPES for t in event_types):
+            raise SyncConfigError(f"{path}.event_types",
+                                  f"must be a non-empty list drawn from {', '.join(EVENT_TYPES)}")
         enabled = entry.get("enabled", True)
         if not isinstance(enabled, bool):
             raise SyncConfigError(f"{path}.enabled", "must be true or false")

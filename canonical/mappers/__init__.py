@@ -15,16 +15,13 @@ from dataclasses import dataclass, field
 
 from ..exceptions import MappingError
 
-# The canonical patch keys; `external_ids` maps system name -> raw id.
-PATCH_FIELDS = (
-    "email", "phone", "first_name", "last_name", "locale", "addresses",
-    "marketing_opt_in", "marketing_opt_in_at",
-)
-
 
 @dataclass
 class RawPatch:
-    """Only the fields the event carries; an explicit null is kept as None (clears)."""
+    """Only the fields the event carries; an explicit null is kept as None (clears).
+
+    `fields` is keyed by `canonical.fields.PATCH_FIELDS`; `external_ids` maps system name -> raw id.
+    """
 
     external_ids: dict = field(default_factory=dict)
     fields: dict = field(default_factory=dict)

@@ -2,8 +2,9 @@
 
 import re
 
+from ..fields import PATCH_FIELDS
 from ..problems import problem
-from . import PATCH_FIELDS, RawPatch, register
+from . import RawPatch, register
 
 _ID_KEY = re.compile(r"([a-z][a-z0-9_]*)_id")
 

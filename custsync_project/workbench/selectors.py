@@ -8,7 +8,8 @@ from typing import Any
 
 from django.db.models import Max, Q
 
-from canonical.models import Conflict, Customer, FieldOverride, MergeLog, RuleField, SourceValue
+from canonical.fields import RULE_FIELDS
+from canonical.models import Conflict, Customer, FieldOverride, MergeLog, SourceValue
 from targets.models import DeliveredState, OutboxMessage, Target
 from webhooks.models import InboxEvent
 
@@ -69,7 +70,7 @@ def customer_page(*, customer: Customer, with_events: bool = True, with_outbox: 
     return page
 
 
-RULE_FIELD_NAMES = [name for name, _ in RuleField.choices]
+RULE_FIELD_NAMES = list(RULE_FIELDS)
 
 
 def golden_value(customer: Customer, name: str):
