@@ -133,7 +133,7 @@ def reconcile_target(*, target: Target, fix: bool = False, dry_run: bool = False
                      page_size: int = PAGE_SIZE, chunk_size: int = CHUNK_SIZE,
                      progress: Progress | None = None, progress_every: int = PROGRESS_EVERY) -> RunOutcome:
     """Compare the golden records with one target; store the run (unless dry) and optionally fix."""
-    outcome = RunOutcome(target=target.name, status="skipped", dry_run=dry_run)
+    outcome = RunOutcome(target=target.name, status="skipped", dry_run=dry_run)  # not a run status: nothing stored
     if not target.enabled:
         outcome.note = "target is disabled"
         return outcome
@@ -160,7 +160,7 @@ def reconcile_target(*, target: Target, fix: bool = False, dry_run: bool = False
         job.list_into_spill()
         job.compare()
     except Exception as exc:  # noqa: BLE001 - any failure: recorded on the run, never half-presented
-        outcome.status = "failed"
+        outcome.status = Status.FAILED.value
         outcome.error = _error_text(exc, job)
         outcome.duration_seconds = round(time.monotonic() - started, 3)
         outcome.records_listed, outcome.golden_scanned = job.listed, job.scanned
@@ -171,7 +171,7 @@ def reconcile_target(*, target: Target, fix: bool = False, dry_run: bool = False
     finally:
         _spill_delete(spill=spill)
 
-    outcome.status = "succeeded"
+    outcome.status = Status.SUCCEEDED.value
     outcome.counts = {k.value: job.counts[k.value] for k in COUNT_CLASSES}
     outcome.sub_counts = {k: dict(v) for k, v in sorted(job.sub_counts.items())}
     outcome.records_listed, outcome.golden_scanned = job.listed, job.scanned
