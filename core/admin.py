@@ -38,8 +38,9 @@ def action_confirmation(modeladmin, request, *, title: str, explanation: str, it
 
     Two shapes:
     - a changelist action: `queryset` is the selection and `action` the action's name; the selected ids go back
-      as hidden inputs, or `select_across=1` (with `index=0`, which Django needs to re-run the action) when the
-      selection is "all matching" and too large to list;
+      as hidden inputs, or, when the selection is "all matching" and too large to list, `select_across=1` with
+      `index=0` and the first CONFIRM_LIST_LIMIT ids (what Django's changelist needs to re-run the action on
+      every matching row);
     - an object page's button: `obj` is the object (breadcrumbs and "back" lead to its page) and no action
       inputs are sent; the form posts to the button's own URL.
 
@@ -53,8 +54,11 @@ def action_confirmation(modeladmin, request, *, title: str, explanation: str, it
         count = queryset.count() if queryset is not None else 1
     shown = list(items[:CONFIRM_LIST_LIMIT])
     selected = []
-    if queryset is not None and obj is None and not select_across:
-        selected = [str(pk) for pk in queryset.values_list("pk", flat=True)]
+    if queryset is not None and obj is None:
+        pks = queryset.values_list("pk", flat=True)
+        # Django's changelist runs an action only with at least one checked row, select_across or not; with
+        # select_across the action takes every matching row, so a bounded few stand for the selection.
+        selected = [str(pk) for pk in (pks[:CONFIRM_LIST_LIMIT] if select_across else pks)]
     return TemplateResponse(request, "admin/custsync/action_confirmation.html", {
         **modeladmin.admin_site.each_context(request),
         "title": title, "opts": modeladmin.model._meta, "object": obj,

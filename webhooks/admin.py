@@ -175,6 +175,7 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return back
         return self._replay_confirmation(request, failed=failed, obj=event)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_replay": self.has_replay_permission(request)}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_replay"] = (obj is not None and obj.status == InboxEvent.Status.FAILED
+                                 and self.has_replay_permission(request))
+        return super().render_change_form(request, context, add, change, form_url, obj)

@@ -416,9 +416,12 @@ class ConflictAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         self._resolve(request, [conflict.pk], decision)
         return HttpResponseRedirect(reverse("admin:canonical_conflict_changelist"))
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_resolve": self.has_resolve_conflict_permission(request)}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The decision buttons: open conflicts only; identity conflicts can only be kept.
+        context["can_resolve"] = (obj is not None and obj.status == Conflict.Status.OPEN
+                                  and self.has_resolve_conflict_permission(request))
+        context["can_accept"] = context["can_resolve"] and obj.field != Conflict.IDENTITY
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(SourcePriorityRule)
