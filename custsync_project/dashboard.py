@@ -109,15 +109,16 @@ class Dashboard:
 
 def _inbox(now: datetime) -> dict:
     InboxEvent, Source = _model("webhooks.InboxEvent"), _model("webhooks.Source")
+    S = InboxEvent.Status
     hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-    statuses = dict(InboxEvent.objects.filter(status__in=["received", "processing", "failed"])
+    statuses = dict(InboxEvent.objects.filter(status__in=[S.RECEIVED, S.PROCESSING, S.FAILED])
                     .values_list("status").annotate(n=Count("id")).order_by())
-    oldest = InboxEvent.objects.filter(status__in=["received", "processing"]).aggregate(m=Min("received_at"))["m"]
+    oldest = InboxEvent.objects.filter(status__in=[S.RECEIVED, S.PROCESSING]).aggregate(m=Min("received_at"))["m"]
     per_source = {
         row["source_id"]: row for row in
         InboxEvent.objects.filter(received_at__gte=day_ago).values("source_id")
         .annotate(day=Count("id"), hour=Count("id", filter=Q(received_at__gte=hour_ago)),
-                  failed=Count("id", filter=Q(status="failed"))).order_by()
+                  failed=Count("id", filter=Q(status=S.FAILED))).order_by()
     }
     sources = []
     for source_id, name in Source.objects.values_list("id", "name"):
@@ -128,18 +129,18 @@ def _inbox(now: datetime) -> dict:
                              received_at__gte=_iso(hour_ago)),
             "day_url": _url("webhooks_inboxevent_changelist", source__id__exact=source_id,
                             received_at__gte=_iso(day_ago)),
-            "failed_url": _url("webhooks_inboxevent_changelist", source__id__exact=source_id, status="failed",
+            "failed_url": _url("webhooks_inboxevent_changelist", source__id__exact=source_id, status=S.FAILED.value,
                                received_at__gte=_iso(day_ago)),
         })
     lag = (now - oldest).total_seconds() if oldest else None
     return {
-        "received": statuses.get("received", 0), "processing": statuses.get("processing", 0),
-        "failed": statuses.get("failed", 0),
-        "backlog": statuses.get("received", 0) + statuses.get("processing", 0),
+        "received": statuses.get(S.RECEIVED, 0), "processing": statuses.get(S.PROCESSING, 0),
+        "failed": statuses.get(S.FAILED, 0),
+        "backlog": statuses.get(S.RECEIVED, 0) + statuses.get(S.PROCESSING, 0),
         "lag_seconds": lag, "lag": _age(lag),
-        "received_url": _url("webhooks_inboxevent_changelist", status="received"),
-        "processing_url": _url("webhooks_inboxevent_changelist", status="processing"),
-        "failed_url": _url("webhooks_inboxevent_changelist", status="failed"),
+        "received_url": _url("webhooks_inboxevent_changelist", status=S.RECEIVED.value),
+        "processing_url": _url("webhooks_inboxevent_changelist", status=S.PROCESSING.value),
+        "failed_url": _url("webhooks_inboxevent_changelist", status=S.FAILED.value),
         "sources": sources,
     }
 
@@ -147,12 +148,13 @@ def _inbox(now: datetime) -> dict:
 def _outbox(now: datetime) -> dict:
     OutboxMessage, Target = _model("targets.OutboxMessage"), _model("targets.Target")
     DeliveryAttempt = _model("targets.DeliveryAttempt")
+    S, Outcome = OutboxMessage.Status, DeliveryAttempt.Outcome
     hour_ago = now - timedelta(hours=1)
     counts: dict[int, dict[str, int]] = {}
-    for target_id, status, n in (OutboxMessage.objects.filter(status__in=["pending", "in_flight", "dead"])
+    for target_id, status, n in (OutboxMessage.objects.filter(status__in=[S.PENDING, S.IN_FLIGHT, S.DEAD])
                                  .values_list("target_id", "status").annotate(n=Count("id")).order_by()):
         counts.setdefault(target_id, {})[status] = n
-    newly_dead = dict(OutboxMessage.objects.filter(status="dead", updated_at__gte=hour_ago)
+    newly_dead = dict(OutboxMessage.objects.filter(status=S.DEAD, updated_at__gte=hour_ago)
                       .values_list("target_id").annotate(n=Count("id")).order_by())
     attempts = dict(DeliveryAttempt.objects.filter(started_at__gte=hour_ago)
                     .values_list("outcome").annotate(n=Count("id")).order_by())
@@ -161,23 +163,23 @@ def _outbox(now: datetime) -> dict:
         row = counts.get(target_id, {})
         targets.append({
             "name": name, "enabled": enabled,
-            "pending": row.get("pending", 0) + row.get("in_flight", 0), "dead": row.get("dead", 0),
+            "pending": row.get(S.PENDING, 0) + row.get(S.IN_FLIGHT, 0), "dead": row.get(S.DEAD, 0),
             "dead_last_hour": newly_dead.get(target_id, 0),
             "pending_url": _url("targets_outboxmessage_changelist", target__id__exact=target_id,
-                                status__exact="pending"),
+                                status__exact=S.PENDING.value),
             "dead_url": _url("targets_deadletter_changelist", target__id__exact=target_id),
         })
-    finished = attempts.get("delivered", 0) + attempts.get("dead", 0)
+    finished = attempts.get(Outcome.DELIVERED, 0) + attempts.get(Outcome.DEAD, 0)
     return {
         "targets": targets,
         "attempts_hour": sum(attempts.values()),
-        "retries_hour": attempts.get("retry", 0),
-        "delivered_hour": attempts.get("delivered", 0),
-        "dead_hour": attempts.get("dead", 0),
-        "dlq_rate": f"{100 * attempts.get('dead', 0) / finished:.1f} %" if finished else "-",
-        "retries_url": _url("targets_deliveryattempt_changelist", outcome__exact="retry",
+        "retries_hour": attempts.get(Outcome.RETRY, 0),
+        "delivered_hour": attempts.get(Outcome.DELIVERED, 0),
+        "dead_hour": attempts.get(Outcome.DEAD, 0),
+        "dlq_rate": f"{100 * attempts.get(Outcome.DEAD, 0) / finished:.1f} %" if finished else "-",
+        "retries_url": _url("targets_deliveryattempt_changelist", outcome__exact=Outcome.RETRY.value,
                             started_at__gte=_iso(hour_ago)),
-        "dead_hour_url": _url("targets_deliveryattempt_changelist", outcome__exact="dead",
+        "dead_hour_url": _url("targets_deliveryattempt_changelist", outcome__exact=Outcome.DEAD.value,
                               started_at__gte=_iso(hour_ago)),
         "attempts_url": _url("targets_deliveryattempt_changelist", started_at__gte=_iso(hour_ago)),
         "dead_total": sum(t["dead"] for t in targets),
@@ -188,7 +190,7 @@ def _outbox(now: datetime) -> dict:
 
 def _conflicts() -> dict:
     Conflict = _model("canonical.Conflict")
-    per_field = dict(Conflict.objects.filter(status="open").values_list("field").annotate(n=Count("id")).order_by())
+    per_field = dict(Conflict.objects.filter(status=Conflict.Status.OPEN).values_list("field").annotate(n=Count("id")).order_by())
     return {
         "open": sum(per_field.values()),
         "url": _url("canonical_conflict_changelist"),
@@ -203,7 +205,7 @@ def _reconciliation() -> list[dict]:
     rows = []
     for run in Run.objects.filter(pk__in=list(latest)).select_related("target").order_by("target__name"):
         counts = run.counts or {}
-        succeeded = run.status == "succeeded"
+        succeeded = run.status == Run.Status.SUCCEEDED
         rows.append({
             "target": run.target.name, "status": run.status, "started_at": run.started_at,
             "in_sync": counts.get("in_sync", 0) if succeeded else None,
@@ -234,13 +236,15 @@ def _chart(now: datetime, *, inbox: bool, outbox: bool) -> Chart:
     if inbox:
         InboxEvent = _model("webhooks.InboxEvent")
         rows = (InboxEvent.objects.filter(received_at__gte=start).annotate(h=TruncHour("received_at"))
-                .values("h").annotate(n=Count("id"), failed=Count("id", filter=Q(status="failed"))).order_by())
+                .values("h").annotate(n=Count("id"), failed=Count("id", filter=Q(status=InboxEvent.Status.FAILED)))
+                .order_by())
         rows = list(rows)
         add(events, ((r["h"], r["n"]) for r in rows))
         add(failures, ((r["h"], r["failed"]) for r in rows))
     if outbox:
         DeliveryAttempt = _model("targets.DeliveryAttempt")
-        add(failures, DeliveryAttempt.objects.filter(started_at__gte=start, outcome__in=["retry", "dead"])
+        Outcome = DeliveryAttempt.Outcome
+        add(failures, DeliveryAttempt.objects.filter(started_at__gte=start, outcome__in=[Outcome.RETRY, Outcome.DEAD])
             .annotate(h=TruncHour("started_at")).values_list("h").annotate(n=Count("id")).order_by())
     return Chart(hours=hours, events=[events[h] for h in hours], failures=[failures[h] for h in hours])
 

@@ -23,13 +23,15 @@ class DatabaseCollector:
 
     def _inbox(self):
         InboxEvent = apps.get_model("webhooks", "InboxEvent")
-        unfinished = InboxEvent.objects.filter(status__in=["received", "processing"])
+        Status = InboxEvent.Status
+        waiting = (Status.RECEIVED, Status.PROCESSING)
+        unfinished = InboxEvent.objects.filter(status__in=waiting)
         backlog = GaugeMetricFamily("custsync_inbox_backlog", "Inbox events not yet processed, by status.", labels=["status"])
         counts = dict(unfinished.values_list("status").annotate(n=Count("id")).order_by())
-        for status in ("received", "processing"):
-            backlog.add_metric([status], counts.get(status, 0))
+        for status in waiting:
+            backlog.add_metric([status.value], counts.get(status, 0))
         failed = GaugeMetricFamily("custsync_inbox_failed", "Inbox events parked as failed (need a replay).")
-        failed.add_metric([], InboxEvent.objects.filter(status="failed").count())
+        failed.add_metric([], InboxEvent.objects.filter(status=Status.FAILED).count())
         oldest = unfinished.aggregate(oldest=Min("received_at"))["oldest"]
         lag = GaugeMetricFamily("custsync_inbox_lag_seconds", "Age of the oldest unprocessed inbox event (0 when empty).")
         lag.add_metric([], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
@@ -38,6 +40,7 @@ class DatabaseCollector:
     def _outbox(self):
         OutboxMessage = apps.get_model("targets", "OutboxMessage")
         Target = apps.get_model("targets", "Target")
+        Status = OutboxMessage.Status
         names = dict(Target.objects.values_list("id", "name"))
         pending = GaugeMetricFamily("custsync_outbox_pending", "Outbox messages waiting or in flight, by target.", labels=["target"])
         dead = GaugeMetricFamily("custsync_dlq_size", "Messages in the dead-letter queue, by target.", labels=["target"])
@@ -45,9 +48,9 @@ class DatabaseCollector:
         per_target = {name: {"pending": 0, "dead": 0} for name in names.values()}
         for target_id, status, n in rows:
             bucket = per_target.setdefault(names.get(target_id, str(target_id)), {"pending": 0, "dead": 0})
-            if status in ("pending", "in_flight"):
+            if status in (Status.PENDING, Status.IN_FLIGHT):
                 bucket["pending"] += n
-            elif status == "dead":
+            elif status == Status.DEAD:
                 bucket["dead"] += n
         for name, bucket in sorted(per_target.items()):
             pending.add_metric([name], bucket["pending"])
@@ -57,7 +60,7 @@ class DatabaseCollector:
     def _conflicts(self):
         Conflict = apps.get_model("canonical", "Conflict")
         gauge = GaugeMetricFamily("custsync_conflicts_open", "Open conflicts waiting for a data steward.")
-        gauge.add_metric([], Conflict.objects.filter(status="open").count())
+        gauge.add_metric([], Conflict.objects.filter(status=Conflict.Status.OPEN).count())
         yield gauge
 
     def _reconciliation(self):

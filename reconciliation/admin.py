@@ -2,23 +2,23 @@
 
 Everything here is machine-written and read-only; the one write is the
 action, which needs `reconciliation.fix_discrepancy`, confirms with the
-count, calls `services.discrepancies_fix` and reports what it queued.
+count (`selectors.discrepancies_fix_preview`, the rule `discrepancies_fix`
+applies), calls `services.discrepancies_fix` and reports what it queued.
+Tables are templates (`admin/reconciliation/*.html`) fed plain rows.
 """
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.db.models import Q
-from django.template.response import TemplateResponse
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
-from core.admin import ReadOnlyAdminMixin
+from core.admin import CONFIRM_LIST_LIMIT, ReadOnlyAdminMixin, action_confirmation
 
 from .compare import COMPARABLE_FIELDS
 from .models import COUNT_CLASSES, Discrepancy, DiscrepancyClass, ReconciliationRun, SubClass
+from .selectors import discrepancies_fix_preview
 from .services import discrepancies_fix
 
-CONFIRM_LIST_LIMIT = 50
 SELECT_ACROSS_LIMIT = 1000  # hidden inputs in the confirmation page; beyond that select_across is passed on
 
 
@@ -69,9 +69,8 @@ class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for klass in COUNT_CLASSES:
             subs = obj.sub_counts.get(klass.value) or {}
             detail = ", ".join(f"{SubClass(k).label if k in SubClass.values else k}: {v}" for k, v in sorted(subs.items()))
-            rows.append((klass.label, obj.counts.get(klass.value, 0), detail))
-        return format_html("<table>{}</table>",
-                           format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows))
+            rows.append({"label": klass.label, "count": obj.counts.get(klass.value, 0), "detail": detail})
+        return render_to_string("admin/reconciliation/run_counts.html", {"rows": rows})
 
     @admin.display(description="discrepancies")
     def discrepancies_link(self, obj):
@@ -144,54 +143,48 @@ class DiscrepancyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="golden / last delivered / target")
     def values_display(self, obj):
-        if not obj.values:
+        rows = _value_rows(obj)[:6]
+        if not rows:
             return "—"
-        return format_html_join(
-            "", "<div><b>{}</b>: {} / {} / {}</div>",
-            ((name, _show(v.get("golden")), _show(v.get("delivered")), _show(v.get("target")))
-             for name, v in list(obj.values.items())[:6]),
-        )
+        return render_to_string("admin/reconciliation/discrepancy_values_short.html", {"rows": rows})
 
     @admin.display(description="values per field (golden / last delivered / target now)")
     def values_table(self, obj):
-        rows = [(name, _show(v.get("golden")), _show(v.get("delivered")), _show(v.get("target")),
-                 SubClass(v["sub_class"]).label if v.get("sub_class") in SubClass.values else "")
-                for name, v in (obj.values or {}).items()]
+        rows = _value_rows(obj)
         if not rows:
             return "—"
-        head = "<tr><th>field</th><th>golden</th><th>last delivered</th><th>target now</th><th>verdict</th></tr>"
-        return format_html("<table>" + head + "{}</table>",
-                           format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+        return render_to_string("admin/reconciliation/discrepancy_values.html", {"rows": rows})
 
     def has_fix_permission(self, request):
         return request.user.has_perm("reconciliation.fix_discrepancy")
 
     @admin.action(permissions=["fix"], description="Fix selected discrepancies (queue upserts/deletes)")
     def fix_selected(self, request, queryset):
-        fixable = queryset.filter(fixed_at__isnull=True, customer_id__isnull=False).exclude(
-            Q(klass=DiscrepancyClass.ORPHAN_IN_TARGET) & Q(sub_class__in=[SubClass.UNKNOWN, SubClass.DUPLICATE]))
-        count, fixable_count = queryset.count(), fixable.count()
         if request.POST.get("post") != "yes":
-            select_across = request.POST.get("select_across") == "1" or count > SELECT_ACROSS_LIMIT
-            items = [f"{d.run.target.name}: customer {d.customer_id} — {d.get_klass_display()}"
-                     + (f" ({d.get_sub_class_display()})" if d.sub_class else "")
-                     for d in fixable.select_related("run__target")[:CONFIRM_LIST_LIMIT]]
-            return TemplateResponse(request, "admin/reconciliation/discrepancy/fix_confirmation.html", {
-                **self.admin_site.each_context(request),
-                "title": "Fix the selected discrepancies?",
-                "opts": self.model._meta,
-                "count": count, "fixable": fixable_count, "skipped": count - fixable_count,
-                "items": items, "more": max(0, fixable_count - CONFIRM_LIST_LIMIT),
-                "select_across": select_across,
-                "selected": [] if select_across else [str(pk) for pk in queryset.values_list("pk", flat=True)],
-                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                "media": self.media,
-            })
-        ids = list(fixable.values_list("pk", flat=True))
+            preview = discrepancies_fix_preview(queryset=queryset)
+            count, skipped = len(preview.fixable_ids), sum(preview.skipped.values())
+            select_across = request.POST.get("select_across") == "1" or count + skipped > SELECT_ACROSS_LIMIT
+            shown = (Discrepancy.objects.filter(pk__in=preview.fixable_ids[:CONFIRM_LIST_LIMIT])
+                     .select_related("run__target").order_by("pk"))
+            return action_confirmation(
+                self, request, queryset=queryset, action="fix_selected", select_across=select_across,
+                title="Fix the selected discrepancies?", count=count, count_id="fix-count",
+                count_note="will be fixed", skipped=skipped,
+                skipped_note=f"{skipped} will be skipped ("
+                             + "; ".join(f"{reason}: {n}" for reason, n in sorted(preview.skipped.items())) + ").",
+                explanation="Each fix queues an upsert (customer live) or a delete (customer erased or merged away) "
+                            "of the current golden record to the discrepancy's target, through the outbox (rate "
+                            "limit, retries, dead-letter queue).",
+                items=[f"{d.run.target.name}: customer {d.customer_id} — {d.get_klass_display()}"
+                       + (f" ({d.get_sub_class_display()})" if d.sub_class else "") for d in shown],
+                confirm_label="Yes, queue the fixes",
+            )
+        ids = list(queryset.values_list("pk", flat=True))
         result = discrepancies_fix(discrepancy_ids=ids)
-        for item in Discrepancy.objects.filter(pk__in=ids, fixed_at__isnull=False)[:CONFIRM_LIST_LIMIT * 20]:
+        for item in Discrepancy.objects.filter(pk__in=result.fixed_ids).only("id", "klass", "customer_id",
+                                                                              "target_record_id", "fix_note"):
             self.log_change(request, item, f"fix queued: {item.fix_note}")
-        skipped = count - result.fixed
+        skipped = len(ids) - result.fixed
         self.message_user(
             request,
             f"Queued fixes for {result.fixed} discrepancies ({result.queued} outbox messages)"
@@ -199,6 +192,14 @@ class DiscrepancyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             messages.SUCCESS if result.fixed else messages.WARNING,
         )
         return None
+
+
+def _value_rows(obj) -> list[dict[str, str]]:
+    """Per field of a discrepancy: golden, last delivered and target values as text, and the verdict."""
+    return [{"field": name, "golden": _show(v.get("golden")), "delivered": _show(v.get("delivered")),
+             "target": _show(v.get("target")),
+             "verdict": SubClass(v["sub_class"]).label if v.get("sub_class") in SubClass.values else ""}
+            for name, v in (obj.values or {}).items()]
 
 
 def _show(value) -> str:

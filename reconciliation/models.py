@@ -132,12 +132,6 @@ class Discrepancy(models.Model):
     def __str__(self) -> str:
         return f"{self.klass} {self.customer_id or self.target_record_id}"
 
-    @property
-    def fixable(self) -> bool:
-        return self.customer_id is not None and not (
-            self.klass == DiscrepancyClass.ORPHAN_IN_TARGET and self.sub_class in (SubClass.UNKNOWN, SubClass.DUPLICATE)
-        )
-
 
 class SpilledRecord(models.Model):
     """Scratch: one target record of a running reconciliation, as comparable canonical fields.

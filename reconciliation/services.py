@@ -48,6 +48,7 @@ from .compare import (
 from .models import (
     COUNT_CLASSES, Discrepancy, DiscrepancyClass, ReconciliationError, ReconciliationRun, SpilledRecord, SubClass,
 )
+from .selectors import discrepancy_fix_skip_reason
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class RunOutcome:
 class FixResult:
     queued: int = 0  # outbox messages written (created or coalesced)
     fixed: int = 0  # discrepancies marked fixed
+    fixed_ids: list[int] = field(default_factory=list)  # their ids (the admin logs one entry each)
     skipped: Counter = field(default_factory=Counter)  # reason -> count
 
 
@@ -131,7 +133,7 @@ def reconcile_target(*, target: Target, fix: bool = False, dry_run: bool = False
                      page_size: int = PAGE_SIZE, chunk_size: int = CHUNK_SIZE,
                      progress: Progress | None = None, progress_every: int = PROGRESS_EVERY) -> RunOutcome:
     """Compare the golden records with one target; store the run (unless dry) and optionally fix."""
-    outcome = RunOutcome(target=target.name, status="skipped", dry_run=dry_run)
+    outcome = RunOutcome(target=target.name, status="skipped", dry_run=dry_run)  # not a run status: nothing stored
     if not target.enabled:
         outcome.note = "target is disabled"
         return outcome
@@ -158,7 +160,7 @@ def reconcile_target(*, target: Target, fix: bool = False, dry_run: bool = False
         job.list_into_spill()
         job.compare()
     except Exception as exc:  # noqa: BLE001 - any failure: recorded on the run, never half-presented
-        outcome.status = "failed"
+        outcome.status = Status.FAILED.value
         outcome.error = _error_text(exc, job)
         outcome.duration_seconds = round(time.monotonic() - started, 3)
         outcome.records_listed, outcome.golden_scanned = job.listed, job.scanned
@@ -169,7 +171,7 @@ def reconcile_target(*, target: Target, fix: bool = False, dry_run: bool = False
     finally:
         _spill_delete(spill=spill)
 
-    outcome.status = "succeeded"
+    outcome.status = Status.SUCCEEDED.value
     outcome.counts = {k.value: job.counts[k.value] for k in COUNT_CLASSES}
     outcome.sub_counts = {k: dict(v) for k, v in sorted(job.sub_counts.items())}
     outcome.records_listed, outcome.golden_scanned = job.listed, job.scanned
@@ -463,11 +465,12 @@ class _Job:
 def _run_fix(*, run: ReconciliationRun) -> FixResult:
     """Queue the fixes of every fixable discrepancy of a run, in chunks."""
     total = FixResult()
-    fixable = Discrepancy.objects.filter(run=run, fixed_at__isnull=True, customer_id__isnull=False).exclude(
-        klass=C.ORPHAN_IN_TARGET, sub_class__in=[SubClass.UNKNOWN, SubClass.DUPLICATE])
+    # discrepancies_fix applies the rule of what is fixable (selectors.discrepancy_fix_skip_reason); the
+    # unfixed ones of the run are handed to it as they are.
+    unfixed = Discrepancy.objects.filter(run=run, fixed_at__isnull=True)
     last_pk = 0
     for _ in range(10**9):  # bounded: every step advances last_pk
-        pks = list(fixable.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:CHUNK_SIZE])
+        pks = list(unfixed.filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:CHUNK_SIZE])
         if not pks:
             break
         last_pk = pks[-1]
@@ -487,7 +490,8 @@ def discrepancies_fix(*, discrepancy_ids: Iterable[int], chunk_size: int = 500) 
     that target only, through the normal outbox (rate limit, retries, DLQ),
     with correlation id `reconcile:<run id>`. Orphans that never were golden
     records are not touched (see README, "Reconciliation and batch import"). Already fixed ones are
-    skipped, so running it twice queues nothing new.
+    skipped, so running it twice queues nothing new. What is fixable is decided in one
+    place, `selectors.discrepancy_fix_skip_reason`, here under the customers' locks.
 
     When the target already acknowledged the golden version (a hand edit in
     the target, a record deleted there), the same version would travel with
@@ -516,7 +520,7 @@ def _fix_chunk(*, ids: list[int], result: FixResult) -> None:
     now = timezone.now()
     queued_per_run: Counter = Counter()
     for item in items:
-        reason = _not_fixable(item, customers)
+        reason = discrepancy_fix_skip_reason(item, customer_ids=customers.keys())
         if reason:
             result.skipped[reason] += 1
             continue
@@ -536,20 +540,8 @@ def _fix_chunk(*, ids: list[int], result: FixResult) -> None:
         queued_per_run[item.run_id] += written
         Discrepancy.objects.filter(pk=item.pk).update(fixed_at=now, fix_note=f"queued {operation} v{customer.version}")
         result.fixed += 1
+        result.fixed_ids.append(item.pk)
     for run_id, written in queued_per_run.items():
         ReconciliationRun.objects.filter(pk=run_id).update(fixed=True, fixed_count=F("fixed_count") + written)
 
-
-def _not_fixable(item: Discrepancy, customers: dict[int, Customer]) -> str:
-    if item.fixed_at is not None:
-        return "already fixed"
-    if item.klass == C.IN_SYNC:
-        return "in sync"
-    if item.customer_id is None or item.sub_class in (SubClass.UNKNOWN, SubClass.DUPLICATE):
-        return "orphan that never was a golden record (reported, not deleted)"
-    if item.customer_id not in customers:
-        return "golden record no longer exists"
-    if not item.run.target.enabled:
-        return "target disabled"
-    return ""
 

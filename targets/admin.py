@@ -3,14 +3,17 @@
 Secret fields show `${VAR}` references only; values never reach the admin.
 """
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 
 from core.admin import CONFIRM_LIST_LIMIT, ReadOnlyAdminMixin, action_confirmation
+from core.secrets import is_reference
 
 from .mapping import CANONICAL_FIELDS, is_known_field
 from .models import DeadLetter, DeliveryAttempt, OutboxMessage, Target, TargetFieldMapping
-from .services import dead_letter_discard, dead_letter_replay
+from .services import dead_letter_discard, dead_letter_replay, target_mappings_ensure_defaults
 
 
 class TargetFieldMappingInline(admin.TabularInline):
@@ -19,8 +22,36 @@ class TargetFieldMappingInline(admin.TabularInline):
     fields = ("order", "canonical_field", "target_path", "enabled")
 
 
+class TargetForm(forms.ModelForm):
+    class Meta:
+        model = Target
+        fields = "__all__"
+
+    def clean_secret_refs(self):
+        """Only `${VAR}` references are stored; a literal secret is refused, and never shown back to the browser."""
+        refs = self.cleaned_data.get("secret_refs") or {}
+        if not isinstance(refs, dict):
+            self._show_back({})
+            raise forms.ValidationError('secret_refs must be an object of names and ${VAR} references, '
+                                        'e.g. {"token": "${CDP_TOKEN}"}.')
+        literal = sorted(str(key) for key, value in refs.items() if not is_reference(value))
+        if literal:
+            self._show_back({key: value for key, value in refs.items() if is_reference(value)})
+            raise forms.ValidationError(
+                f"secret_refs: {', '.join(literal)} must be a ${{VAR}} reference to an environment variable "
+                "(e.g. ${CDP_TOKEN}), not a literal secret; the value you typed was not saved or shown."
+            )
+        return refs
+
+    def _show_back(self, refs: dict) -> None:
+        """The re-rendered form would echo what was typed: send back the references only."""
+        self.data = self.data.copy()
+        self.data[self.add_prefix("secret_refs")] = json.dumps(refs)
+
+
 @admin.register(Target)
 class TargetAdmin(admin.ModelAdmin):
+    form = TargetForm
     list_display = ("name", "kind", "base_url", "auth_kind", "rate_limit_per_minute", "max_retries", "enabled")
     list_filter = ("kind", "enabled")
     search_fields = ("name",)
@@ -34,15 +65,6 @@ class TargetAdmin(admin.ModelAdmin):
     )
 
     def save_model(self, request, obj, form, change):
-        from core.secrets import is_reference
-
-        from .services import target_mappings_ensure_defaults
-
-        bad = [key for key, value in (obj.secret_refs or {}).items() if not is_reference(value)]
-        if bad:
-            obj.secret_refs = {k: v for k, v in obj.secret_refs.items() if k not in bad}
-            self.message_user(request, f"Dropped {', '.join(bad)}: secrets must be ${{VAR}} references.",
-                              messages.WARNING)
         super().save_model(request, obj, form, change)
         if not change:
             target_mappings_ensure_defaults(target=obj)

@@ -1,14 +1,20 @@
-"""Admin: sources (references shown, values never) and the read-only inbox with Replay."""
+"""Admin: sources (references shown, values never) and the read-only inbox with Replay.
+
+Markup lives in templates (`admin/webhooks/inboxevent/*.html`), which escape
+what senders sent; the display methods hand them plain values.
+"""
 
 import json
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.template.response import TemplateResponse
-from django.utils.html import format_html, format_html_join
+from django.http import HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.urls import path, reverse
 
-from core.admin import ReadOnlyAdminMixin
+from core.admin import CONFIRM_LIST_LIMIT, ReadOnlyAdminMixin, action_confirmation
 
 from .models import InboxEvent, Source
 from .selectors import secret_ref_status
@@ -35,9 +41,8 @@ class SourceAdmin(admin.ModelAdmin):
         status = secret_ref_status(secret_refs=obj.secret_refs)
         if not status:
             return "no secret"
-        return format_html_join(
-            ", ", "{}: {}", ((name, "set" if is_set else "MISSING") for name, is_set in status)
-        )
+        # Plain text: the admin escapes it.
+        return ", ".join(f"{name}: {'set' if is_set else 'MISSING'}" for name, is_set in status)
 
 
 class InboxStatusFilter(admin.SimpleListFilter):
@@ -92,44 +97,42 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="payload")
     def payload_pretty(self, obj):
-        # format_html escapes the JSON: a payload is sender-controlled text.
-        return format_html("<pre style=\"white-space: pre-wrap\">{}</pre>",
-                           json.dumps(obj.payload, indent=2, ensure_ascii=False, sort_keys=True))
+        # The template escapes the JSON: a payload is sender-controlled text.
+        return render_to_string("admin/webhooks/inboxevent/preformatted.html", {
+            "text": json.dumps(obj.payload, indent=2, ensure_ascii=False, sort_keys=True)})
 
     @admin.display(description="problems")
     def problems_display(self, obj):
-        if not obj.problems:
+        problems = [{"severity": p.get("severity", ""), "field": p.get("field", ""), "message": p.get("message", "")}
+                    for p in obj.problems or [] if isinstance(p, dict)]
+        if not problems:
             return "-"
-        return format_html("<ul>{}</ul>", format_html_join(
-            "", "<li>{} {}: {}</li>",
-            ((p.get("severity", ""), p.get("field", ""), p.get("message", "")) for p in obj.problems
-             if isinstance(p, dict)),
-        ))
+        return render_to_string("admin/webhooks/inboxevent/problems.html", {"problems": problems})
 
     @admin.display(description="last error")
     def last_error_display(self, obj):
-        return format_html("<pre style=\"white-space: pre-wrap\">{}</pre>", obj.last_error) if obj.last_error else "-"
+        if not obj.last_error:
+            return "-"
+        return render_to_string("admin/webhooks/inboxevent/preformatted.html", {"text": obj.last_error})
 
     def get_urls(self):
-        from django.urls import path
-
         urls = [path("<path:object_id>/replay/", self.admin_site.admin_view(self.replay_view),
                      name="webhooks_inboxevent_replay")]
         return urls + super().get_urls()
 
-    def _replay_confirmation(self, request, *, failed, count, skipped, selected=None, obj=None):
-        return TemplateResponse(request, "admin/webhooks/inboxevent/replay_confirmation.html", {
-            **self.admin_site.each_context(request),
-            "title": "Replay failed events?" if obj is None else f"Replay event {obj.event_id}?",
-            "opts": self.model._meta,
-            "events": failed.select_related("source").only("id", "event_id", "type", "source__name")[:100],
-            "count": count,
-            "skipped": skipped,
-            "object": obj,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "selected": selected or [],
-            "media": self.media,
-        })
+    def _replay_confirmation(self, request, *, failed, skipped: int = 0, queryset=None, obj=None):
+        count = 1 if obj is not None else failed.count()
+        events = failed.select_related("source").only("id", "event_id", "type", "source__name")[:CONFIRM_LIST_LIMIT]
+        return action_confirmation(
+            self, request, queryset=queryset, action="replay", obj=obj, count=count,
+            title=f"Replay {count} failed event{'' if count == 1 else 's'}?",
+            explanation="Each is set back to received, its lease is cleared and it is queued for processing again.",
+            items=[f"{event.source.name} · {event.type} · {event.event_id}" for event in events],
+            count_note="will be replayed", skipped=skipped,
+            skipped_note=f"{skipped} selected event{'' if skipped == 1 else 's'} that "
+                         f"ha{'s' if skipped == 1 else 've'} not failed will be left alone.",
+            confirm_label=f"Yes, replay {count}",
+        )
 
     def _replay(self, request, failed, skipped: int = 0) -> int:
         replayed = inbox_event_replay(event_ids=list(failed.values_list("pk", flat=True)))
@@ -151,18 +154,12 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return None
         if request.POST.get("post") != "yes":
             # Like delete_selected: say how many and what will happen, then act on the second POST.
-            return self._replay_confirmation(request, failed=failed, count=count, skipped=skipped,
-                                             selected=[str(pk) for pk in queryset.values_list("pk", flat=True)])
+            return self._replay_confirmation(request, failed=failed, skipped=skipped, queryset=queryset)
         self._replay(request, failed, skipped)
         return None
 
     def replay_view(self, request, object_id):
         """The "Replay" button of a failed event's page: a confirmation (GET), then the replay (POST)."""
-        from django.contrib.admin.utils import unquote
-        from django.core.exceptions import PermissionDenied
-        from django.http import HttpResponseRedirect
-        from django.urls import reverse
-
         if not self.has_replay_permission(request):
             raise PermissionDenied
         event = self.get_object(request, unquote(object_id))
@@ -176,8 +173,9 @@ class InboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if request.method == "POST" and request.POST.get("post") == "yes":
             self._replay(request, failed)
             return back
-        return self._replay_confirmation(request, failed=failed, count=1, skipped=0, obj=event)
+        return self._replay_confirmation(request, failed=failed, obj=event)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_replay": self.has_replay_permission(request)}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_replay"] = (obj is not None and obj.status == InboxEvent.Status.FAILED
+                                 and self.has_replay_permission(request))
+        return super().render_change_form(request, context, add, change, form_url, obj)

@@ -7,29 +7,38 @@ deliveries), so they live in the roof, above every app.
 Machine-written tables are read-only. The writes are the field rules (a form
 with ordered source rows and a preview of what a change would flip), the
 conflict decisions (buttons on the change page, actions with a confirmation
-page) and "resend to targets"; each checks its permission on the server and
-calls one service (`custsync_project.workbench.services`), which owns the
-transaction spanning the golden record and the outbox.
+page) and "resend to targets"; each calls one service
+(`custsync_project.workbench.services`), which owns the transaction spanning
+the golden record and the outbox.
+
+Permissions are checked here, in one place per write: the action's declared
+`permissions=[...]` and the matching `has_<x>_permission`, which the buttons'
+views call too, before any confirmation page is shown. The workbench's
+services trust their caller (canonical's `conflict_resolve` keeps its own
+check, part of its contract).
+
+Tables are templates (`admin/workbench/*.html`) fed plain rows; the template
+engine escapes every value, sender-controlled or not.
 """
 
 import json
+from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.template.response import TemplateResponse
+from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
-from canonical.exceptions import CanonicalError
 from canonical.models import Conflict, Customer, ExternalId, SourcePriorityRule
 from canonical.rule_preview import rule_change_preview
 from core.admin import CONFIRM_LIST_LIMIT, ReadOnlyAdminMixin, action_confirmation
 
 from .forms import RuleForm
 from .selectors import RULE_FIELD_NAMES, customer_page, golden_value
-from .services import AdminServiceError, conflict_decide, customer_resend
+from .services import conflicts_decide, customer_resend
 
 DECISIONS = {"accept_incoming": "accept incoming", "keep_current": "keep current"}
 
@@ -43,6 +52,17 @@ def _short(value, limit: int = 80) -> str:
 
 def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A cell of a table: text, and where it leads (no link when `url` is empty)."""
+
+    text: str
+    url: str = ""
+
+
+NO_LINK = Link("-")
 
 
 class CustomerPartInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -106,13 +126,13 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             )
         return obj
 
-    def _event_link(self, obj, source: str, event_id: str):
+    def _event_link(self, obj, source: str, event_id: str) -> Link:
         if not event_id:
-            return "-"
+            return NO_LINK
         pk = obj._page.event_pks.get((source, event_id))
         if pk is None:
-            return event_id
-        return format_html('<a href="{}">{}</a>', reverse("admin:webhooks_inboxevent_change", args=[pk]), event_id)
+            return Link(event_id)
+        return Link(event_id, reverse("admin:webhooks_inboxevent_change", args=[pk]))
 
     @admin.display(description="state")
     def state(self, obj):
@@ -129,7 +149,7 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for name in RULE_FIELD_NAMES:
             winner = page.winner(name)
             if winner is None:
-                source, when, event, via = "-", "-", "-", ""
+                source, when, event, via = "-", "-", NO_LINK, ""
             elif hasattr(winner, "anchor_at"):  # a steward's accepted conflict
                 who = winner.decided_by.get_username() if winner.decided_by else "a steward"
                 source, when, event = winner.source, _when(winner.anchor_at), self._event_link(obj, winner.source, winner.event_id)
@@ -137,28 +157,25 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             else:
                 source, when, event = winner.source, _when(winner.occurred_at), self._event_link(obj, winner.source, winner.event_id)
                 via = "field rule"
-            rows.append((name, _short(golden_value(obj, name), 120), source, when, event, via))
-        return format_html(
-            '<table class="golden-record"><thead><tr><th>field</th><th>value</th><th>source</th><th>occurred</th>'
-            "<th>event</th><th>decided by</th></tr></thead><tbody>{}</tbody></table>",
-            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
-        )
+            rows.append({"field": name, "value": _short(golden_value(obj, name), 120), "source": source,
+                         "when": when, "event": event, "via": via})
+        return render_to_string("admin/workbench/golden_record.html", {"rows": rows})
 
     @admin.display(description="merges")
     def merge_history(self, obj):
         page = getattr(obj, "_page", None)
         if page is None or not page.merges:
             return "no merges"
-        url = reverse("admin:canonical_customer_change", args=["0"]).replace("/0/", "/{}/")
         rows = []
         for merge in page.merges:
             if merge.survivor_id == obj.pk:
                 text, other = "absorbed customer", merge.merged_id
             else:
                 text, other = "was merged into customer", merge.survivor_id
-            rows.append((_when(merge.created_at), text, url.format(other), other, merge.reason, merge.event_id))
-        return format_html("<ul>{}</ul>", format_html_join(
-            "", '<li>{}: {} <a href="{}">{}</a> ({}, event {})</li>', rows))
+            rows.append({"when": _when(merge.created_at), "text": text,
+                         "other": Link(str(other), reverse("admin:canonical_customer_change", args=[other])),
+                         "reason": merge.reason, "event_id": merge.event_id})
+        return render_to_string("admin/workbench/merge_history.html", {"rows": rows})
 
     @admin.display(description="outbox per target")
     def outbox_state(self, obj):
@@ -171,21 +188,18 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for row in page.outbox:
             message, delivered = row["message"], row["delivered"]
             if message is not None:
-                url = reverse("admin:targets_outboxmessage_change", args=[message.pk])
-                latest = format_html('<a href="{}">{} v{} {}</a> ({} attempt(s){})', url, message.get_status_display(),
-                                     message.version, message.operation, message.attempts,
-                                     f", last HTTP {message.last_status}" if message.last_status else "")
+                latest = Link(f"{message.get_status_display()} v{message.version} {message.operation}",
+                              reverse("admin:targets_outboxmessage_change", args=[message.pk]))
+                note = (f"({message.attempts} attempt(s)"
+                        + (f", last HTTP {message.last_status}" if message.last_status else "") + ")")
             else:
-                latest = "never sent"
+                latest, note = Link("never sent"), ""
             acked = (f"v{delivered.version} {delivered.operation} at {_when(delivered.delivered_at)}"
                      if delivered is not None else "-")
             in_sync = "yes" if delivered is not None and delivered.version == obj.version else "no"
-            rows.append((row["target"].name, latest, acked, in_sync))
-        return format_html(
-            "<table><thead><tr><th>target</th><th>latest message</th><th>last delivered</th>"
-            "<th>has version {}</th></tr></thead><tbody>{}</tbody></table>",
-            obj.version, format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
-        )
+            rows.append({"target": row["target"].name, "latest": latest, "note": note, "acked": acked,
+                         "in_sync": in_sync})
+        return render_to_string("admin/workbench/outbox_state.html", {"version": obj.version, "rows": rows})
 
     @admin.display(description="field history")
     def field_history(self, obj):
@@ -197,44 +211,41 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             entries = []
             for sv in (v for v in page.source_values if v.field == name):
                 flag = "winner" if sv.is_winner else ("rejected by the rule" if sv.rejected else "")
-                entries.append((_when(sv.occurred_at), sv.source, _short(sv.value),
-                                self._event_link(obj, sv.source, sv.event_id), flag))
+                entries.append({"when": _when(sv.occurred_at), "source": sv.source, "value": _short(sv.value),
+                                "link": self._event_link(obj, sv.source, sv.event_id), "note": flag})
             override = page.overrides.get(name)
             if override is not None:
                 who = override.decided_by.get_username() if override.decided_by else "a steward"
-                entries.append((_when(override.updated_at), override.source, _short(override.value),
-                                self._event_link(obj, override.source, override.event_id),
-                                f"steward's choice ({who}){', winner' if override.is_winner else ''}"))
+                entries.append({"when": _when(override.updated_at), "source": override.source,
+                                "value": _short(override.value),
+                                "link": self._event_link(obj, override.source, override.event_id),
+                                "note": f"steward's choice ({who}){', winner' if override.is_winner else ''}"})
             for conflict in (c for c in page.conflicts if c.field == name):
                 who = conflict.resolved_by.get_username() if conflict.resolved_by else ""
-                url = reverse("admin:canonical_conflict_change", args=[conflict.pk])
                 status = conflict.get_status_display() + (f" by {who} at {_when(conflict.resolved_at)}" if who else "")
-                entries.append((_when(conflict.created_at), conflict.incoming_source,
-                                format_html("{} (current {} from {})", _short(conflict.incoming_value),
-                                            _short(conflict.current_value), conflict.current_source or "-"),
-                                format_html('<a href="{}">conflict {}</a>', url, conflict.pk), status))
+                entries.append({
+                    "when": _when(conflict.created_at), "source": conflict.incoming_source,
+                    "value": f"{_short(conflict.incoming_value)} (current {_short(conflict.current_value)} "
+                             f"from {conflict.current_source or '-'})",
+                    "link": Link(f"conflict {conflict.pk}", reverse("admin:canonical_conflict_change", args=[conflict.pk])),
+                    "note": status,
+                })
             if entries:
-                entries.sort(key=lambda e: e[0], reverse=True)
-                sections.append((name, format_html_join(
-                    "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", entries)))
-        identity = [c for c in page.conflicts if c.field == Conflict.IDENTITY]
+                entries.sort(key=lambda e: e["when"], reverse=True)
+                sections.append({"name": name, "entries": entries})
+        identity = [{"when": _when(c.created_at),
+                     "text": f"not merged with customer {c.other_customer_id or c.customer_id}: {c.get_status_display()}"}
+                    for c in page.conflicts if c.field == Conflict.IDENTITY]
         if identity:
-            sections.append(("identity", format_html_join("", "<tr><td>{}</td><td colspan=\"4\">{}</td></tr>", (
-                (_when(c.created_at), f"not merged with customer {c.other_customer_id or c.customer_id}: "
-                                      f"{c.get_status_display()}") for c in identity))))
+            sections.append({"name": "identity", "identity": identity})
         if not sections:
             return "no values recorded"
-        return format_html_join("", '<h4 class="field-history-name">{}</h4><table class="field-history"><thead><tr>'
-                                    "<th>when</th><th>source</th><th>value</th><th>event</th><th>note</th></tr>"
-                                    "</thead><tbody>{}</tbody></table>", sections)
+        return render_to_string("admin/workbench/field_history.html", {"sections": sections})
 
     # --- resend -----------------------------------------------------------------------
 
     def _resend(self, request, customer_ids):
-        try:
-            result = customer_resend(customer_ids=customer_ids, user=request.user)
-        except AdminServiceError as error:
-            raise PermissionDenied(str(error)) from error
+        result = customer_resend(customer_ids=customer_ids, user=request.user)
         for customer in Customer.objects.filter(pk__in=list(customer_ids)).only("id"):
             self.log_change(request, customer, "Resent to targets.")
         self.message_user(request, f"Queued {result['customers']} customer(s) for resending to every enabled target "
@@ -256,6 +267,7 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return None
 
     def resend_view(self, request, object_id):
+        """The "Resend to targets" button of a customer's page: a confirmation (GET), then the resend (POST)."""
         customer = self.get_object(request, unquote(object_id))
         if customer is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
@@ -266,14 +278,13 @@ class CustomerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:canonical_customer_change", args=[customer.pk]))
         if request.method not in ("GET", "POST"):
             return HttpResponseNotAllowed(["GET", "POST"])
-        return TemplateResponse(request, "admin/custsync/action_confirmation.html", {
-            **self.admin_site.each_context(request), "title": f"Resend customer {customer.pk} to targets?",
-            "opts": self.opts, "count": 1, "object": customer,
-            "explanation": "Its current golden record (version %d) is queued for every enabled target, even where "
-                           "the target already acknowledged it." % customer.version,
-            "items": [f"customer {customer.pk} · v{customer.version} · {customer.email or '-'}"],
-            "confirm_label": "Yes, resend",
-        })
+        return action_confirmation(
+            self, request, obj=customer, title=f"Resend customer {customer.pk} to targets?",
+            explanation=f"Its current golden record (version {customer.version}) is queued for every enabled "
+                        "target, even where the target already acknowledged it.",
+            items=[f"customer {customer.pk} · v{customer.version} · {customer.email or '-'}"],
+            confirm_label="Yes, resend",
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "can_resend": self.has_resend_permission(request)}
@@ -346,34 +357,25 @@ class ConflictAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="current and incoming")
     def side_by_side(self, obj):
-        rows = (("value", _short(obj.current_value, 500), _short(obj.incoming_value, 500)),
-                ("source", obj.current_source or "-", obj.incoming_source or "-"),
-                ("occurred", _when(obj.current_occurred_at), _when(obj.incoming_occurred_at)))
-        return format_html(
-            '<table class="conflict-side-by-side"><thead><tr><th></th><th>current (wins now)</th>'
-            "<th>incoming</th></tr></thead><tbody>{}</tbody></table>",
-            format_html_join("", '<tr><th scope="row">{}</th><td>{}</td><td>{}</td></tr>', rows),
-        )
+        rows = [{"label": "value", "current": _short(obj.current_value, 500), "incoming": _short(obj.incoming_value, 500)},
+                {"label": "source", "current": obj.current_source or "-", "incoming": obj.incoming_source or "-"},
+                {"label": "occurred", "current": _when(obj.current_occurred_at),
+                 "incoming": _when(obj.incoming_occurred_at)}]
+        return render_to_string("admin/workbench/conflict_side_by_side.html", {"rows": rows})
 
     def has_resolve_conflict_permission(self, request):
         return request.user.has_perm("canonical.resolve_conflict")
 
     def _resolve(self, request, conflict_ids, decision: str) -> int:
-        # Each conflict in its own transaction (inside the service): one failure leaves the others decided.
-        done, failed = [], []
-        for conflict_id in conflict_ids:
-            try:
-                conflict_decide(conflict_id=conflict_id, decision=decision, user=request.user)
-                done.append(conflict_id)
-            except CanonicalError as error:
-                failed.append(f"conflict {conflict_id}: {error}")
-        for conflict in Conflict.objects.filter(pk__in=done):
+        result = conflicts_decide(conflict_ids=conflict_ids, decision=decision, user=request.user)
+        for conflict in Conflict.objects.filter(pk__in=result.decided):
             self.log_change(request, conflict, f"Resolved: {DECISIONS[decision]}.")
-        if done:
-            self.message_user(request, f"{len(done)} conflict(s) resolved ({DECISIONS[decision]}).", messages.SUCCESS)
-        for message in failed:
-            self.message_user(request, message, messages.ERROR)
-        return len(done)
+        if result.decided:
+            self.message_user(request, f"{len(result.decided)} conflict(s) resolved ({DECISIONS[decision]}).",
+                              messages.SUCCESS)
+        for conflict_id, reason in result.failed.items():
+            self.message_user(request, f"conflict {conflict_id}: {reason}", messages.ERROR)
+        return len(result.decided)
 
     def _action(self, request, queryset, decision: str):
         if request.POST.get("post") != "yes":
@@ -414,9 +416,12 @@ class ConflictAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         self._resolve(request, [conflict.pk], decision)
         return HttpResponseRedirect(reverse("admin:canonical_conflict_changelist"))
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_resolve": self.has_resolve_conflict_permission(request)}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The decision buttons: open conflicts only; identity conflicts can only be kept.
+        context["can_resolve"] = (obj is not None and obj.status == Conflict.Status.OPEN
+                                  and self.has_resolve_conflict_permission(request))
+        context["can_accept"] = context["can_resolve"] and obj.field != Conflict.IDENTITY
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(SourcePriorityRule)

@@ -2,18 +2,20 @@
 
 Each calls canonical's service, then targets' enqueue with what it returned
 (DESIGN.md, "Apps"), so a change is never saved without its deliveries.
+
+The admin checks the permissions before it calls these (the action's declared
+permission, or the button view's `has_<x>_permission`): that is the workbench's
+one permission layer. Canonical's `conflict_resolve` keeps its own check.
 """
 
-from typing import Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from canonical.exceptions import CanonicalError
 from canonical.services import conflict_resolve, customer_versions_bump
 from targets.services import outbox_enqueue
-
-
-class AdminServiceError(Exception):
-    """A request from the admin that cannot be carried out (the message is shown to the user)."""
 
 
 def customer_resend(*, customer_ids: Iterable[int], user) -> dict:
@@ -24,10 +26,8 @@ def customer_resend(*, customer_ids: Iterable[int], user) -> dict:
     `canonical.services.customer_versions_bump`), as reconciliation fixes do: the same version would travel with the same
     Idempotency-Key, and a target that honours keys would answer from its
     cache and apply nothing. One transaction; delivery is kicked after commit.
-    Returns {"customers": n, "messages": outbox rows written}.
+    `user` is named in the correlation id. Returns {"customers": n, "messages": outbox rows written}.
     """
-    if not user.has_perm("canonical.resend_customer"):
-        raise AdminServiceError("you do not have the permission to resend customers (canonical.resend_customer)")
     with transaction.atomic():
         changes = customer_versions_bump(customer_ids=customer_ids, correlation_id=f"resend:{user.pk}")
         written = outbox_enqueue(changes=changes, resend=True)
@@ -42,3 +42,31 @@ def conflict_decide(*, conflict_id: int, decision: str, user) -> int:
     """
     with transaction.atomic():
         return outbox_enqueue(changes=conflict_resolve(conflict_id=conflict_id, decision=decision, user=user))
+
+
+@dataclass
+class ConflictsDecided:
+    decided: list[int] = field(default_factory=list)  # conflict ids, in the order given
+    failed: dict[int, str] = field(default_factory=dict)  # conflict id -> why it could not be decided
+    messages: int = 0  # outbox rows written
+
+
+def conflicts_decide(*, conflict_ids: Iterable[int], decision: str, user) -> ConflictsDecided:
+    """The same decision on several conflicts: what was decided, what failed and why.
+
+    Each conflict is decided in its own transaction (`conflict_decide`): one
+    that cannot be decided (already closed, an identity conflict accepted, a
+    customer erased meanwhile) rolls back alone and leaves the others decided,
+    as a steward working through a list expects. Only `CanonicalError` (a
+    refusal) is collected; anything else propagates, the conflicts decided
+    before it stay decided.
+    """
+    result = ConflictsDecided()
+    for conflict_id in conflict_ids:
+        try:
+            result.messages += conflict_decide(conflict_id=conflict_id, decision=decision, user=user)
+        except CanonicalError as error:
+            result.failed[conflict_id] = str(error)
+        else:
+            result.decided.append(conflict_id)
+    return result

@@ -120,3 +120,41 @@ def test_stewards_edit_a_target_mapping_without_access_to_the_target(client):
     assert client.post(url, form).status_code == 302
     mapping.refresh_from_db()
     assert mapping.target_path == "givenName"
+
+
+def _target_form(target, **overrides):
+    """The target's change form as the admin posts it (no field mappings on this target)."""
+    data = {"name": target.name, "kind": target.kind, "base_url": target.base_url, "enabled": "on",
+            "auth_kind": target.auth_kind, "secret_refs": '{"token": "${CDP_TOKEN}"}', "oauth_token_url": "",
+            "oauth_client_id": "", "oauth_scope": "", "timeout_seconds": "20", "rate_limit_per_minute": "600",
+            "max_retries": "5", "backoff_seconds": "0.5", "dead_letter_queue": "on",
+            "field_mappings-TOTAL_FORMS": "0", "field_mappings-INITIAL_FORMS": "0",
+            "field_mappings-MIN_NUM_FORMS": "0", "field_mappings-MAX_NUM_FORMS": "1000"}
+    return {**data, **overrides}
+
+
+def test_target_admin_refuses_a_literal_secret_naming_the_field_without_echoing_it(client):
+    # given: a target whose token is a reference
+    target = Target.objects.create(name="cdp", kind="cdp", base_url="http://127.0.0.1:9/cdp", auth_kind="bearer",
+                                   secret_refs={"token": "${CDP_TOKEN}"})
+    client.force_login(User.objects.create_superuser("admin", password="pw-admin-1"))
+    url = reverse("admin:targets_target_change", args=[target.pk])
+    literal = "sk_live_hunter2-literal-value"
+
+    # when: someone types the secret itself instead of a reference
+    response = client.post(url, _target_form(target, secret_refs=f'{{"token": "${{CDP_TOKEN}}", "api_key": "{literal}"}}'))
+
+    # then: the form is shown again with an error naming the field and asking for ${VAR}; nothing saved or echoed
+    body = response.content.decode()
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["secret_refs"]
+    assert len(errors) == 1 and "api_key" in errors[0] and "${VAR}" in errors[0]
+    assert "secret_refs: api_key must be a ${VAR} reference" in body
+    assert literal not in body
+    target.refresh_from_db()
+    assert target.secret_refs == {"token": "${CDP_TOKEN}"}
+
+    # and: references are saved as before
+    assert client.post(url, _target_form(target, secret_refs='{"token": "${CDP_TOKEN_NEW}"}')).status_code == 302
+    target.refresh_from_db()
+    assert target.secret_refs == {"token": "${CDP_TOKEN_NEW}"}
