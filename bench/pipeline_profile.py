@@ -32,7 +32,7 @@ def main() -> None:
     common.django_setup(env)
     from django.db import connection
 
-    from custsync_project import pipeline
+    from webhooks import processing as pipeline
 
     common.inbox_preload(events=args.events, customers=args.events * 2 // 5)
 

@@ -5,7 +5,7 @@ from typing import Any
 from core.times import iso_z
 
 from .fields import EXPORT_FIELDS, FIELDS, TEXT_KINDS, Kind
-from .models import Customer
+from .models import Customer, FieldOverride, SourceValue
 
 # custsync's own fields (Kind.META), each read its own way; a tombstone shows no external ids.
 _META = {
@@ -62,8 +62,6 @@ def customer_list(*, email: str | None = None, phone: str | None = None, externa
 
 def customer_provenance(*, customer: Customer) -> dict[str, dict[str, Any]]:
     """Per rule field: where the golden value came from (source, occurred_at, event id, via event or steward)."""
-    from .models import FieldOverride, SourceValue
-
     result: dict[str, dict[str, Any]] = {}
     for row in SourceValue.objects.filter(customer=customer, is_winner=True):
         result[row.field] = {"source": row.source, "occurred_at": iso_z(row.occurred_at), "event_id": row.event_id,

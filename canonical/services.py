@@ -32,7 +32,7 @@ from .survivorship import Candidate, Decision, Rule, decide, is_newer, loses_on_
 
 __all__ = [
     "ApplyResult", "CanonicalError", "IdentifiersBusy", "MappingError", "PreparedEvent", "conflict_resolve",
-    "event_apply", "event_prepare", "prepared_apply", "rules_load",
+    "event_apply", "event_prepare", "prepared_event_apply", "rules_load",
 ]
 
 DEFAULT_RULE = Rule()  # a field without a rule: every source may, equal rank
@@ -93,17 +93,17 @@ def event_apply(*, event: IncomingEvent) -> ApplyResult:
     problems are returned, not raised. Applying the same event again changes nothing.
     """
     _require_atomic("event_apply")
-    return prepared_apply(prepared=event_prepare(event=event))
+    return prepared_event_apply(prepared=event_prepare(event=event))
 
 
-def prepared_apply(*, prepared: PreparedEvent, rules: dict[str, Rule] | None = None,
+def prepared_event_apply(*, prepared: PreparedEvent, rules: dict[str, Rule] | None = None,
                    lock_wait: bool = True) -> ApplyResult:
     """Apply a prepared event. `rules` (from `rules_load`) lets a batch read them once.
 
     With `lock_wait=False` raises `IdentifiersBusy`, before writing anything,
     when another transaction works on one of the event's identifiers.
     """
-    _require_atomic("prepared_apply")
+    _require_atomic("prepared_event_apply")
     event, patch, identifiers = prepared.event, prepared.patch, prepared.identifiers
     patch = NormalizedPatch(external_ids=patch.external_ids, values=patch.values, problems=list(patch.problems))
     if not identifiers_lock(identifiers=identifiers, wait=lock_wait):

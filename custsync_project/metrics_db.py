@@ -1,28 +1,24 @@
 """Gauges read from the database at scrape time: correct however many processes run."""
 
-import logging
 
-from django.apps import apps
 from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
-logger = logging.getLogger(__name__)
+from canonical.models import Conflict
+from reconciliation.selectors import reconciliation_latest_counts
+from targets.models import OutboxMessage, Target
+from webhooks.models import InboxEvent
 
 
 class DatabaseCollector:
     """Inbox backlog and lag, outbox pending and DLQ size per target, open conflicts, reconciliation drift."""
 
     def collect(self):
-        yield from self._inbox()
-        for collect in (self._outbox, self._conflicts, self._reconciliation):
-            try:
-                yield from collect()
-            except (LookupError, ImportError):
-                continue  # that app's models are not installed
+        for collect in (self._inbox, self._outbox, self._conflicts, self._reconciliation):
+            yield from collect()
 
     def _inbox(self):
-        InboxEvent = apps.get_model("webhooks", "InboxEvent")
         Status = InboxEvent.Status
         waiting = (Status.RECEIVED, Status.PROCESSING)
         unfinished = InboxEvent.objects.filter(status__in=waiting)
@@ -38,8 +34,6 @@ class DatabaseCollector:
         yield from (backlog, failed, lag)
 
     def _outbox(self):
-        OutboxMessage = apps.get_model("targets", "OutboxMessage")
-        Target = apps.get_model("targets", "Target")
         Status = OutboxMessage.Status
         names = dict(Target.objects.values_list("id", "name"))
         pending = GaugeMetricFamily("custsync_outbox_pending", "Outbox messages waiting or in flight, by target.", labels=["target"])
@@ -58,14 +52,11 @@ class DatabaseCollector:
         yield from (pending, dead)
 
     def _conflicts(self):
-        Conflict = apps.get_model("canonical", "Conflict")
         gauge = GaugeMetricFamily("custsync_conflicts_open", "Open conflicts waiting for a data steward.")
         gauge.add_metric([], Conflict.objects.filter(status=Conflict.Status.OPEN).count())
         yield gauge
 
     def _reconciliation(self):
-        from reconciliation.selectors import reconciliation_latest_counts
-
         gauge = GaugeMetricFamily(
             "custsync_reconciliation_discrepancies",
             "Discrepancies found by the latest reconciliation run, by target and class.",

@@ -44,6 +44,8 @@ from canonical.mappers import map_data
 from canonical.models import MergeLog
 from canonical.patch import patch_normalize
 from core.times import iso_z
+from webhooks.envelope import envelope_validate, json_object_parse
+from webhooks.errors import WebhookError
 from webhooks.models import InboxEvent, Source
 from webhooks.processing import inbox_event_process, inbox_pump_kick
 
@@ -174,9 +176,6 @@ def _csv_rows(handle, *, schema_version: int, occurred_at: datetime) -> Iterator
 
 
 def _jsonl_rows(handle, *, source, schema_version: int, occurred_at: datetime) -> Iterator[Row | tuple[int, str]]:
-    from webhooks.envelope import envelope_validate, json_object_parse
-    from webhooks.errors import WebhookError
-
     for line_number, raw in enumerate(handle, start=1):
         if len(raw) > MAX_LINE_BYTES:
             yield line_number, f"line longer than {MAX_LINE_BYTES} bytes"

@@ -13,7 +13,7 @@ from .models import COUNT_CLASSES, Discrepancy, DiscrepancyClass, Reconciliation
 PREVIEW_CHUNK = 2000
 
 
-def run_latest_succeeded_per_target():
+def runs_latest_succeeded():
     """The newest succeeded run of each target (one query for the ids, one for the rows)."""
     latest = (ReconciliationRun.objects.filter(status=ReconciliationRun.Status.SUCCEEDED)
               .values("target_id").annotate(last=Max("id")).values_list("last", flat=True))
@@ -23,7 +23,7 @@ def run_latest_succeeded_per_target():
 def reconciliation_latest_counts() -> dict[str, dict[str, int]]:
     """Per target name: discrepancies by class found by its latest succeeded run (for /metrics)."""
     result: dict[str, dict[str, int]] = {}
-    for run in run_latest_succeeded_per_target():
+    for run in runs_latest_succeeded():
         result[run.target.name] = {
             klass.value: int(run.counts.get(klass.value) or 0)
             for klass in COUNT_CLASSES if klass != DiscrepancyClass.IN_SYNC

@@ -1,6 +1,6 @@
 """Reconciliation: golden records vs each target's listing -> report, optional fix.
 
-One method (`reconcile_target`) is behind the `reconcile` command, the
+One method (`target_reconcile`) is behind the `reconcile` command, the
 nightly task and the admin (NetBox style). Memory stays flat whatever the
 customer count:
 
@@ -53,7 +53,7 @@ from .selectors import discrepancy_fix_skip_reason
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ReconciliationError", "RunOutcome", "FixResult", "reconcile_targets", "reconcile_target",
+    "ReconciliationError", "RunOutcome", "FixResult", "targets_reconcile", "target_reconcile",
     "discrepancies_fix", "runs_purge",
 ]
 
@@ -109,7 +109,7 @@ class FixResult:
 
 # --- entry points -----------------------------------------------------------------
 
-def reconcile_targets(*, target_name: str | None = None, fix: bool = False, dry_run: bool = False,
+def targets_reconcile(*, target_name: str | None = None, fix: bool = False, dry_run: bool = False,
                       trigger: str = "command", page_size: int = PAGE_SIZE, chunk_size: int = CHUNK_SIZE,
                       progress: Progress | None = None, progress_every: int = PROGRESS_EVERY) -> list[RunOutcome]:
     """Reconcile one named target or every enabled target; one outcome per target."""
@@ -123,13 +123,13 @@ def reconcile_targets(*, target_name: str | None = None, fix: bool = False, dry_
     else:
         targets = list(targets.filter(enabled=True))
     return [
-        reconcile_target(target=target, fix=fix, dry_run=dry_run, trigger=trigger, page_size=page_size,
+        target_reconcile(target=target, fix=fix, dry_run=dry_run, trigger=trigger, page_size=page_size,
                          chunk_size=chunk_size, progress=progress, progress_every=progress_every)
         for target in targets
     ]
 
 
-def reconcile_target(*, target: Target, fix: bool = False, dry_run: bool = False, trigger: str = "command",
+def target_reconcile(*, target: Target, fix: bool = False, dry_run: bool = False, trigger: str = "command",
                      page_size: int = PAGE_SIZE, chunk_size: int = CHUNK_SIZE,
                      progress: Progress | None = None, progress_every: int = PROGRESS_EVERY) -> RunOutcome:
     """Compare the golden records with one target; store the run (unless dry) and optionally fix."""

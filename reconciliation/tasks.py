@@ -16,7 +16,7 @@ def reconcile_nightly() -> dict:
     target: the second finds the first's running run and skips that target.
     """
     fix = bool(getattr(settings, "RECONCILE_FIX", False))
-    outcomes = services.reconcile_targets(fix=fix, trigger="schedule")
+    outcomes = services.targets_reconcile(fix=fix, trigger="schedule")
     summary = {"fix": fix, "runs": [o.as_json() for o in outcomes]}
     for outcome in outcomes:
         log = logger.warning if outcome.status == "failed" else logger.info

@@ -61,7 +61,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def lease_seconds(target: Target) -> float:
+def target_lease_seconds(target: Target) -> float:
     """Longer than any request can take (connect + read timeouts), so leases only expire for dead workers."""
     return 2 * target.timeout_seconds + LEASE_MARGIN_SECONDS
 
@@ -215,7 +215,7 @@ def outbox_enqueue(*, changes: Iterable[CustomerChange], resend: bool = False,
     written = _outbox_rows_write(target_ids=target_ids, merged=merged, resend=resend)
     # Kick after commit: with the ORM broker the task row would roll back with us anyway,
     # with Redis it would otherwise run before our rows are visible.
-    transaction.on_commit(partial(pump_kick, target_ids=target_ids))
+    transaction.on_commit(partial(target_pumps_kick, target_ids=target_ids))
     return written
 
 
@@ -225,7 +225,7 @@ def _q_sync() -> bool:
     return bool(settings.Q_CLUSTER.get("sync"))
 
 
-def pump_kick(*, target_ids: Iterable[int], force: bool = False) -> int:
+def target_pumps_kick(*, target_ids: Iterable[int], force: bool = False) -> int:
     """Enqueue a pump task per target unless one runs or was just requested. Returns tasks enqueued."""
     from django_q.tasks import async_task
 
@@ -275,7 +275,7 @@ def target_pump(*, target_id: int, budget_seconds: float = PUMP_BUDGET_SECONDS) 
     if target is None or not target.enabled:
         return {"skipped": "no such enabled target"}
     owner = worker_id()
-    if not _pump_lease_acquire(target_id=target_id, owner=owner, seconds=budget_seconds + lease_seconds(target)):
+    if not _pump_lease_acquire(target_id=target_id, owner=owner, seconds=budget_seconds + target_lease_seconds(target)):
         return {"skipped": "another pump runs"}
     try:
         stats = outbox_deliver_due(
@@ -286,7 +286,7 @@ def target_pump(*, target_id: int, budget_seconds: float = PUMP_BUDGET_SECONDS) 
         _pump_lease_release(target_id=target_id, owner=owner)
     # A kick that came while we held the lease was skipped: look once more after releasing it.
     if not _q_sync() and OutboxMessage.objects.filter(_due_filter(target_id, timezone.now())).exists():
-        pump_kick(target_ids=[target_id], force=True)
+        target_pumps_kick(target_ids=[target_id], force=True)
     return dict(stats)
 
 
@@ -298,7 +298,7 @@ def outbox_sweep() -> dict:
         OutboxMessage.objects.filter(status__in=ACTIVE, next_attempt_at__lte=now, target__enabled=True)
         .order_by().values_list("target_id", flat=True).distinct()
     )
-    return {"targets": len(target_ids), "kicked": pump_kick(target_ids=target_ids)}
+    return {"targets": len(target_ids), "kicked": target_pumps_kick(target_ids=target_ids)}
 
 
 # --- claiming and delivering ------------------------------------------------------
@@ -309,7 +309,7 @@ def outbox_messages_claim(*, target: Target, owner: str, limit: int) -> list[Out
     Due = pending and next_attempt_at passed, or in_flight with an expired
     lease (a killed worker): in flight, next_attempt_at holds the lease expiry.
     The claimer sends them one after another, so the i-th (from 0) gets a lease
-    of (i + 1) x `lease_seconds`: each lease outlasts every send before it and
+    of (i + 1) x `target_lease_seconds`: each lease outlasts every send before it and
     its own, and a killed worker's first message comes back as soon as before.
     """
     now = timezone.now()
@@ -320,7 +320,7 @@ def outbox_messages_claim(*, target: Target, owner: str, limit: int) -> list[Out
         messages = list(candidates[:limit])
         # The rows are locked from the SELECT to our UPDATE: their new state is known without reading them again.
         for position, message in enumerate(messages):
-            expires = now + timedelta(seconds=(position + 1) * lease_seconds(target))
+            expires = now + timedelta(seconds=(position + 1) * target_lease_seconds(target))
             message.status, message.lease_owner, message.lease_expires_at = Status.IN_FLIGHT, owner, expires
             message.next_attempt_at, message.attempts, message.updated_at = expires, message.attempts + 1, now
         rows_update(messages, ["status", "lease_owner", "lease_expires_at", "next_attempt_at", "attempts", "updated_at"])
@@ -470,8 +470,8 @@ def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: Targe
             retry_after = result.retry_after
             if result.timed_out:
                 # The timed-out request may still land; the next send (perhaps of a newer version) must not
-                # overtake it: wait until it is as old as a lease assumes any request can get (lease_seconds).
-                retry_after = max(retry_after or 0.0, lease_seconds(target) - target.timeout_seconds)
+                # overtake it: wait until it is as old as a lease assumes any request can get (target_lease_seconds).
+                retry_after = max(retry_after or 0.0, target_lease_seconds(target) - target.timeout_seconds)
             delay = retry_delay(attempts=message.attempts, backoff_seconds=target.backoff_seconds,
                                 retry_after=retry_after, rng=rng)
             done = fence.update(status=Status.PENDING, next_attempt_at=now + timedelta(seconds=delay),
@@ -597,7 +597,7 @@ def dead_letter_replay(*, message_ids: Iterable[int] | None = None, target_name:
                 OutboxMessage.objects.filter(pk=message.pk).update(status=Status.SUPERSEDED, updated_at=now)
                 counts["superseded"] += 1
         if target_ids:
-            transaction.on_commit(partial(pump_kick, target_ids=sorted(target_ids)))
+            transaction.on_commit(partial(target_pumps_kick, target_ids=sorted(target_ids)))
     return counts
 
 

@@ -8,7 +8,6 @@ verification time.
 
 import pycountry
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone

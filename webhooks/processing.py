@@ -34,7 +34,7 @@ from django_q import tasks as django_q_tasks
 
 from canonical.events import IncomingEvent
 from canonical.services import (
-    CanonicalError, IdentifiersBusy, PreparedEvent, event_apply, event_prepare, prepared_apply, rules_load,
+    CanonicalError, IdentifiersBusy, PreparedEvent, event_apply, event_prepare, prepared_event_apply, rules_load,
 )
 from core import metrics
 from core.bulk import rows_update
@@ -269,7 +269,7 @@ def inbox_batch_apply(*, events: list[InboxEvent], owner: str) -> BatchOutcome:
                     continue
                 with correlation(event.event_id):
                     try:
-                        applied = prepared_apply(prepared=ready, rules=rules, lock_wait=False)
+                        applied = prepared_event_apply(prepared=ready, rules=rules, lock_wait=False)
                     except IdentifiersBusy:
                         result.deferred.append(event)
                         continue

@@ -22,7 +22,7 @@ def source_cache_clear(**kwargs) -> None:
         _enabled_sources.clear()
 
 
-def source_get_enabled(*, name: str) -> Source | None:
+def source_enabled_get(*, name: str) -> Source | None:
     """The enabled source called `name`, or None; kept per process for WEBHOOK_SOURCE_CACHE_SECONDS.
 
     The lookup was a fifth of the gateway's CPU per request (py-spy, bench/ingest.py).

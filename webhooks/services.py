@@ -23,7 +23,7 @@ from .envelope import dedup_key_compute, envelope_validate, json_object_parse, s
 from .errors import WebhookError
 from .models import InboxEvent, Source
 from .processing import inbox_pump_kick_on_commit
-from .selectors import source_get_enabled
+from .selectors import source_enabled_get
 from .signatures import SecretFormatError, SignatureError, scheme_key, signed_request_parse
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _inbox_event_store(*, source: Source, obj: dict) -> ReceiveResult:
 
 
 def _source_authenticate(*, source_name: str, signed: dict, body: bytes) -> Source:
-    source = source_get_enabled(name=source_name)
+    source = source_enabled_get(name=source_name)
     if source is None:
         logger.info("webhook refused: unknown or disabled source %r", source_name)
         raise SignatureError(_NOT_VERIFIED)

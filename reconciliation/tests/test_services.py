@@ -11,7 +11,7 @@ from targets.tests.support import make_customer, make_target
 
 from reconciliation.models import Discrepancy, ReconciliationRun, SpilledRecord
 from reconciliation.selectors import reconciliation_latest_counts
-from reconciliation.services import reconcile_targets, runs_purge
+from reconciliation.services import targets_reconcile, runs_purge
 
 from .support import change, deliver, enqueue, erase, reconcile, run_of
 
@@ -269,12 +269,12 @@ def test_a_second_run_while_one_is_running_skips_that_target(sandbox):
 
     holder = ReconciliationRun.objects.create(target=cdp, started_at=timezone.now(), lease_owner="other",
                                               lease_expires_at=timezone.now() + timezone.timedelta(minutes=5))
-    [outcome] = reconcile_targets(target_name="cdp")
+    [outcome] = targets_reconcile(target_name="cdp")
     assert outcome.status == "skipped" and f"run {holder.pk}" in outcome.note
 
     # its process died: once the lease expires the next run fails it and starts clean
     ReconciliationRun.objects.filter(pk=holder.pk).update(lease_expires_at=timezone.now() - timezone.timedelta(seconds=1))
-    [outcome] = reconcile_targets(target_name="cdp")
+    [outcome] = targets_reconcile(target_name="cdp")
     assert outcome.status == "succeeded"
     holder.refresh_from_db()
     assert holder.status == "failed" and "lease expired" in holder.error

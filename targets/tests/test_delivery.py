@@ -438,7 +438,7 @@ def test_without_a_rate_limit_one_claim_takes_several_messages_with_leases_that_
         enqueue(customer)
     claimed = services.outbox_messages_claim(target=target, owner="w", limit=10)
     assert sorted(m.customer_id for m in claimed) == sorted(c.pk for c in customers)
-    lease = services.lease_seconds(target)
+    lease = services.target_lease_seconds(target)
     rows = sorted(OutboxMessage.objects.all(), key=lambda m: m.lease_expires_at)
     assert all(m.status == "in_flight" and m.lease_owner == "w" and m.attempts == 1 for m in rows)
     # the i-th message's lease covers i earlier sends plus its own

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from webhooks.models import InboxEvent, Source
+from webhooks.models import InboxEvent
 
 from .conftest import SHOP_SECRET, sample_event
 

@@ -2,7 +2,6 @@
 
 import random
 import threading
-import time
 from io import StringIO
 
 import pytest

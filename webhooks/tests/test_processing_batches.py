@@ -89,7 +89,7 @@ def test_a_crash_inside_a_batch_rolls_it_back_and_the_events_are_applied_one_by_
     target_create("cdp")
     shop = source_create("shop")
     events = [_upsert(shop, n) for n in range(4)]
-    real = canonical_services.prepared_apply
+    real = canonical_services.prepared_event_apply
     crashed = []
 
     def flaky(*, prepared, **kwargs):
@@ -98,7 +98,7 @@ def test_a_crash_inside_a_batch_rolls_it_back_and_the_events_are_applied_one_by_
             raise RuntimeError("disk on fire")
         return real(prepared=prepared, **kwargs)
 
-    monkeypatch.setattr(processing, "prepared_apply", flaky)
+    monkeypatch.setattr(processing, "prepared_event_apply", flaky)
     # when
     totals = processing.inbox_pump()
     # then: nothing of the batch was written twice; every event applied exactly once
@@ -110,15 +110,15 @@ def test_a_crash_inside_a_batch_rolls_it_back_and_the_events_are_applied_one_by_
 def test_an_event_that_crashes_alone_too_is_kept_for_a_retry_and_the_rest_commit(monkeypatch):
     shop = source_create("shop")
     events = [_upsert(shop, n) for n in range(3)]
-    real = canonical_services.prepared_apply
+    real = canonical_services.prepared_event_apply
 
     def poisoned(*, prepared, **kwargs):
         if prepared.event.event_id == events[1].event_id:
             raise ValueError("poison")
         return real(prepared=prepared, **kwargs)
 
-    monkeypatch.setattr(processing, "prepared_apply", poisoned)
-    monkeypatch.setattr(canonical_services, "prepared_apply", poisoned)  # the one-event path goes through event_apply
+    monkeypatch.setattr(processing, "prepared_event_apply", poisoned)
+    monkeypatch.setattr(canonical_services, "prepared_event_apply", poisoned)  # the one-event path goes through event_apply
     assert processing.inbox_pump() == {"processed": 2, "crashed": 1}
     poisoned_row = InboxEvent.objects.get(pk=events[1].pk)
     assert poisoned_row.status == "processing" and "poison" in poisoned_row.last_error

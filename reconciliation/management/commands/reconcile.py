@@ -1,12 +1,11 @@
 """manage.py reconcile [--target NAME] [--fix] [--dry-run] [--json]: one call into the service."""
 
 import json
-import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
 from reconciliation.models import COUNT_CLASSES, ReconciliationError
-from reconciliation.services import CHUNK_SIZE, PAGE_SIZE, PROGRESS_EVERY, reconcile_targets
+from reconciliation.services import CHUNK_SIZE, PAGE_SIZE, PROGRESS_EVERY, targets_reconcile
 
 
 class Command(BaseCommand):
@@ -43,7 +42,7 @@ class Command(BaseCommand):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
         try:
-            outcomes = reconcile_targets(
+            outcomes = targets_reconcile(
                 target_name=options["target"], fix=options["fix"], dry_run=options["dry_run"], trigger="command",
                 page_size=options["page_size"], chunk_size=options["chunk_size"], progress=progress,
                 progress_every=options["progress_every"],
