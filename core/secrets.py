@@ -36,3 +36,19 @@ def resolve(reference: str) -> str:
     if not value:
         raise SecretReferenceError(f"environment variable {name} is not set (referenced as ${{{name}}})")
     return value
+
+
+def unset_variables_of(references) -> list[str]:
+    """The variables that these `${NAME}` references name and the environment does not set (or sets empty).
+
+    Literal values are passed over: the validators of the config and the admin refuse them.
+    """
+    unset = []
+    for reference in references:
+        try:
+            name = reference_variable(reference)
+        except SecretReferenceError:
+            continue
+        if not os.environ.get(name):  # resolve() treats an empty value as unset too
+            unset.append(name)
+    return unset

@@ -14,12 +14,11 @@ that one slot is longer than a pump's time budget: see `check_target_rate_limits
 """
 
 import math
-import os
 
 from django.core import checks
 from django.db import DatabaseError
 
-from core.secrets import SecretReferenceError, is_reference, reference_variable
+from core.secrets import is_reference, unset_variables_of
 
 from .models import Target
 from .ratelimit import SAFETY_SECONDS, slot_interval
@@ -68,14 +67,7 @@ def check_target_secrets(app_configs=None, **kwargs) -> list[checks.CheckMessage
         references = [reference]
         if target.auth_kind == Target.AuthKind.OAUTH2 and is_reference(target.oauth_client_id):
             references.append(target.oauth_client_id)
-        unset = []
-        for ref in references:
-            try:
-                name = reference_variable(ref)
-            except SecretReferenceError:  # a literal: the admin and the sync config refuse these
-                continue
-            if not os.environ.get(name):  # resolve() treats an empty value as unset too
-                unset.append(name)
+        unset = unset_variables_of(references)
         if unset:
             problems.append(checks.Warning(
                 f"target {target.name!r} references environment variable(s) that are not set: {', '.join(unset)}",

@@ -1,9 +1,9 @@
-"""Small factories for cross-app tests (sources, inbox events, targets)."""
+"""Small factories for cross-app tests (sources, inbox events, targets, dead letters)."""
 
 import itertools
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from targets.models import Target
+from targets.models import DeliveryAttempt, OutboxMessage, Target
 from webhooks.models import InboxEvent, Source
 
 _seq = itertools.count(1)
@@ -31,3 +31,14 @@ def inbox_event_create(*, source: Source, data: dict, event_id: str | None = Non
 
 def target_create(name: str = "cdp", *, kind: str = "cdp", base_url: str = "http://127.0.0.1:9/cdp", **fields) -> Target:
     return Target.objects.create(name=name, kind=kind, base_url=base_url, **fields)
+
+
+def dead_letter_create(*, target: Target, customer) -> OutboxMessage:
+    """A message the target refused with 422 after six attempts, with its last attempt five minutes ago."""
+    now = datetime.now(timezone.utc)
+    dead = OutboxMessage.objects.create(target=target, customer=customer, version=customer.version,
+                                        status=OutboxMessage.Status.DEAD, attempts=6, last_status=422,
+                                        last_error="unprocessable", next_attempt_at=now)
+    DeliveryAttempt.objects.create(message=dead, started_at=now - timedelta(minutes=5), operation="upsert",
+                                   version=customer.version, status_code=422, outcome="dead", idempotency_key="k1")
+    return dead

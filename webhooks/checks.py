@@ -12,13 +12,12 @@ and needs neither a secret nor a mapper. Messages name the source and the
 environment variable, never a value.
 """
 
-import os
 
 from django.core import checks
 from django.db import DatabaseError
 
 from canonical.mappers import supported_versions
-from core.secrets import SecretReferenceError, reference_variable
+from core.secrets import unset_variables_of
 
 from .models import Source
 
@@ -66,14 +65,7 @@ def check_source_secrets(app_configs=None, **kwargs) -> list[checks.CheckMessage
                 obj=source, id="webhooks.W002",
             ))
             continue
-        unset = []
-        for ref in refs:
-            try:
-                name = reference_variable(ref)
-            except SecretReferenceError:  # the model's validator refuses these; nothing to name
-                continue
-            if not os.environ.get(name):  # resolve() treats an empty value as unset too
-                unset.append(name)
+        unset = unset_variables_of(refs)
         if unset:
             usable = len(refs) - len(unset)
             effect = (

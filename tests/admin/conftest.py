@@ -13,7 +13,7 @@ from canonical.tests.factories import apply, make_event
 from custsync_project.roles import STEWARDS, SUPPORT
 from reconciliation.models import Discrepancy, ReconciliationRun
 from targets.models import DeliveryAttempt, OutboxMessage
-from tests.factories import inbox_event_create, source_create, target_create
+from tests.factories import dead_letter_create, inbox_event_create, source_create, target_create
 
 ROLES = ("superuser", "steward", "support", "nobody")
 
@@ -44,11 +44,7 @@ def world(db, monkeypatch):
     failed.status, failed.last_error = "failed", "MappingError: <script>x</script>"
     failed.save()
     target = target_create("cdp")
-    dead = OutboxMessage.objects.create(target=target, customer=customer, version=customer.version, status="dead",
-                                        attempts=6, last_status=422, last_error="unprocessable",
-                                        next_attempt_at=timezone.now())
-    DeliveryAttempt.objects.create(message=dead, started_at=timezone.now() - timedelta(minutes=5), operation="upsert",
-                                   version=customer.version, status_code=422, outcome="dead", idempotency_key="k1")
+    dead = dead_letter_create(target=target, customer=customer)
     DeliveryAttempt.objects.create(message=dead, started_at=timezone.now() - timedelta(minutes=10),
                                    operation="upsert", version=customer.version, status_code=503, outcome="retry",
                                    idempotency_key="k1")

@@ -7,7 +7,6 @@ offered), so a page or an action added later is covered without editing it.
 """
 
 import json
-from datetime import timedelta
 
 import pytest
 from django.apps import apps
@@ -21,8 +20,8 @@ from django.utils import timezone
 from canonical.models import Customer
 from canonical.tests.factories import apply, make_event
 from reconciliation.models import Discrepancy, ReconciliationRun
-from targets.models import DeliveryAttempt, OutboxMessage
-from tests.factories import inbox_event_create, source_create, target_create
+from targets.models import OutboxMessage
+from tests.factories import dead_letter_create, inbox_event_create, source_create, target_create
 
 pytestmark = pytest.mark.django_db
 
@@ -47,11 +46,7 @@ def world(db, monkeypatch):
     failed.status, failed.last_error = "failed", "boom"
     failed.save()
     target = target_create("cdp")
-    dead = OutboxMessage.objects.create(target=target, customer=customer, version=customer.version, status="dead",
-                                        attempts=6, last_status=422, last_error="unprocessable",
-                                        next_attempt_at=timezone.now())
-    DeliveryAttempt.objects.create(message=dead, started_at=timezone.now() - timedelta(minutes=5), operation="upsert",
-                                   version=customer.version, status_code=422, outcome="dead", idempotency_key="k1")
+    dead_letter_create(target=target, customer=customer)
     run = ReconciliationRun.objects.create(target=target, status="succeeded", started_at=timezone.now(),
                                            finished_at=timezone.now(), counts={})
     Discrepancy.objects.create(run=run, customer_id=customer.pk, klass="missing_in_target",
