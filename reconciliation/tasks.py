@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 
 from . import services
+from .models import ReconciliationRun
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ def reconcile_nightly() -> dict:
     outcomes = services.targets_reconcile(fix=fix, trigger="schedule")
     summary = {"fix": fix, "runs": [o.as_json() for o in outcomes]}
     for outcome in outcomes:
-        log = logger.warning if outcome.status == "failed" else logger.info
+        log = logger.warning if outcome.status == ReconciliationRun.Status.FAILED else logger.info
         log("nightly reconciliation of %s: %s (fix %s) %s", outcome.target, outcome.status,
             "on" if fix else "off", outcome.error or outcome.note or outcome.counts)
     return summary

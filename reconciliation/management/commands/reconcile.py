@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reconciliation.models import COUNT_CLASSES, ReconciliationError
+from reconciliation.models import COUNT_CLASSES, ReconciliationError, ReconciliationRun
 from reconciliation.services import CHUNK_SIZE, PAGE_SIZE, PROGRESS_EVERY, targets_reconcile
 
 
@@ -51,11 +51,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
         for outcome in outcomes:
-            if verbosity >= 1 or outcome.status == "failed":
+            if verbosity >= 1 or outcome.status == ReconciliationRun.Status.FAILED:
                 out.write(self._summary(outcome))
         if as_json:
             self.stdout.write(json.dumps({"runs": [o.as_json() for o in outcomes]}, sort_keys=False))
-        failed = [o.target for o in outcomes if o.status == "failed"]
+        failed = [o.target for o in outcomes if o.status == ReconciliationRun.Status.FAILED]
         if failed:
             raise CommandError(f"reconciliation failed for {', '.join(failed)}")
 
@@ -65,7 +65,7 @@ class Command(BaseCommand):
             head += f" (run {outcome.run_id})"
         if outcome.dry_run:
             head += " [dry run: nothing stored]"
-        if outcome.status != "succeeded":
+        if outcome.status != ReconciliationRun.Status.SUCCEEDED:
             return f"{head}: {outcome.error or outcome.note}"
         parts = []
         for klass in COUNT_CLASSES:
