@@ -48,6 +48,8 @@ ROLES: dict[str, list[str]] = {
         "targets.view_target", "targets.view_outboxmessage", "targets.view_deadletter",
         "targets.view_deliveryattempt", "targets.view_deliveredstate",
         "targets.replay_outboxmessage", "targets.discard_outboxmessage",
+        # targets' maintenance: pause, resume, resync
+        "targets.pause_target", "targets.resync_target", "targets.view_targetresync",
         # customers: see and resend
         "canonical.view_customer", "canonical.view_externalid", "canonical.view_sourcevalue",
         "canonical.view_mergelog", "canonical.resend_customer",

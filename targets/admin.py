@@ -8,11 +8,13 @@ import json
 from django import forms
 from django.contrib import admin, messages
 
+from core.actors import user_actor
 from core.admin import CONFIRM_LIST_LIMIT, ReadOnlyAdminMixin, action_confirmation
 from core.secrets import is_reference
 
 from .mapping import CANONICAL_FIELDS, is_known_field
-from .models import DeadLetter, DeliveryAttempt, OutboxMessage, Target, TargetFieldMapping
+from .maintenance import target_pause, target_resume, target_resync_start
+from .models import DeadLetter, DeliveryAttempt, OutboxMessage, Target, TargetFieldMapping, TargetResync, TargetsError
 from .services import dead_letter_discard, dead_letter_replay, target_mappings_ensure_defaults
 
 
@@ -51,13 +53,18 @@ class TargetForm(forms.ModelForm):
 
 @admin.register(Target)
 class TargetAdmin(admin.ModelAdmin):
+    """Targets, and support's maintenance of them: pause and resume deliveries, resync what one missed."""
+
     form = TargetForm
-    list_display = ("name", "kind", "base_url", "auth_kind", "rate_limit_per_minute", "max_retries", "enabled")
+    list_display = ("name", "kind", "base_url", "auth_kind", "rate_limit_per_minute", "max_retries", "enabled",
+                    "delivery_state")
     list_filter = ("kind", "enabled")
     search_fields = ("name",)
     inlines = [TargetFieldMappingInline]
+    actions = ["pause", "resume", "resync"]
+    readonly_fields = ("delivery_state", "last_resync")
     fieldsets = (
-        (None, {"fields": ("name", "kind", "base_url", "enabled")}),
+        (None, {"fields": ("name", "kind", "base_url", "enabled", "delivery_state", "last_resync")}),
         ("Authentication (references to environment variables only)",
          {"fields": ("auth_kind", "secret_refs", "oauth_token_url", "oauth_client_id", "oauth_scope")}),
         ("Delivery", {"fields": ("timeout_seconds", "rate_limit_per_minute", "max_retries", "backoff_seconds",
@@ -68,6 +75,87 @@ class TargetAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             target_mappings_ensure_defaults(target=obj)
+        elif "enabled" in form.changed_data and obj.enabled:
+            self.message_user(request, f"Target {obj.name} is enabled again. It missed every change made while it "
+                                       "was disabled: select it in the list and run \"Resync selected targets\".",
+                              messages.WARNING)
+
+    @admin.display(description="deliveries")
+    def delivery_state(self, obj):
+        if not obj.enabled:
+            return "disabled (gets nothing)"
+        if obj.paused_at is not None:
+            why = f": {obj.pause_reason}" if obj.pause_reason else ""
+            return f"paused since {obj.paused_at:%Y-%m-%d %H:%M} by {obj.paused_by or 'unknown'}{why}"
+        return "running"
+
+    @admin.display(description="last resync")
+    def last_resync(self, obj):
+        job = obj.resyncs.order_by("-created_at", "-id").first() if obj.pk else None
+        if job is None:
+            return "never"
+        return f"{job.get_status_display()} ({job.progress}), started {job.created_at:%Y-%m-%d %H:%M} by {job.requested_by}"
+
+    def has_pause_permission(self, request):
+        return request.user.has_perm("targets.pause_target")
+
+    def has_resync_permission(self, request):
+        return request.user.has_perm("targets.resync_target")
+
+    def _maintain(self, request, queryset, *, action: str, verb: str, explanation: str, run):
+        if request.POST.get("post") != "yes":
+            return action_confirmation(self, request, queryset=queryset, action=action,
+                                       title=f"{verb} {queryset.count()} target(s)?", explanation=explanation,
+                                       items=[f"{t.name} · {self.delivery_state(t)}" for t in queryset],
+                                       confirm_label=f"Yes, {verb.lower()}")
+        done, refused = [], []
+        for target in queryset:
+            try:
+                if run(target):
+                    done.append(target)
+            except TargetsError as error:
+                refused.append(str(error))
+        past = f"{verb}d" if verb.endswith("e") else f"{verb}ed"
+        for target in done:
+            self.log_change(request, target, f"{past}.")
+        self.message_user(request, f"{past} {len(done)} target(s).", messages.SUCCESS)
+        for text in refused:
+            self.message_user(request, text, messages.ERROR)
+        return None
+
+    @admin.action(permissions=["pause"], description="Pause deliveries to selected targets")
+    def pause(self, request, queryset):
+        actor = user_actor(request.user)
+        return self._maintain(
+            request, queryset, action="pause", verb="Pause",
+            explanation="No request is sent to these targets until they are resumed (a request in flight finishes). "
+                        "Changes keep being written to their outbox and coalesce, one message per customer.",
+            run=lambda target: target_pause(target_name=target.name, actor=actor)[1])
+
+    @admin.action(permissions=["pause"], description="Resume deliveries to selected targets")
+    def resume(self, request, queryset):
+        actor = user_actor(request.user)
+        return self._maintain(
+            request, queryset, action="resume", verb="Resume",
+            explanation="Their outbox is delivered from now on, oldest first, at each target's rate limit.",
+            run=lambda target: target_resume(target_name=target.name, actor=actor)[1])
+
+    @admin.action(permissions=["resync"], description="Resync selected targets (queue what they missed)")
+    def resync(self, request, queryset):
+        actor = user_actor(request.user)
+        return self._maintain(
+            request, queryset, action="resync", verb="Resync",
+            explanation="A worker looks at every customer and queues those the target missed: live customers whose "
+                        "current version it never acknowledged, and erased or merged-away ones it still holds. "
+                        "Progress shows on each target's page; a resync already running is superseded.",
+            run=lambda target: bool(target_resync_start(target_name=target.name, actor=actor)))
+
+
+@admin.register(TargetResync)
+class TargetResyncAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "target", "status", "seen", "total", "queued", "requested_by", "created_at", "finished_at")
+    list_filter = ("status", "target")
+    list_select_related = ("target",)
 
 
 class TargetFieldMappingForm(forms.ModelForm):

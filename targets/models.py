@@ -55,10 +55,25 @@ class Target(TimeStampedModel):
         default=True,
         help_text="Failed messages go to the dead-letter queue (replayable); off: they are marked discarded.",
     )
-    enabled = models.BooleanField(default=True)
+    enabled = models.BooleanField(
+        default=True,
+        help_text="A disabled target gets nothing: no outbox rows are written for it. Re-enabling it offers a "
+                  "resync, because it missed every change made meanwhile.",
+    )
+    paused_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="Paused (maintenance): changes keep coalescing in the outbox and are delivered on resume.",
+    )
+    paused_by = models.CharField(max_length=150, blank=True, editable=False,
+                                 help_text="Who paused it: a user name, or cli:<command> (<OS user>).")
+    pause_reason = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("pause_target", "Can pause and resume deliveries to a target"),
+            ("resync_target", "Can resync a target (queue every customer it missed)"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(timeout_seconds__gt=0) & Q(backoff_seconds__gte=0),
@@ -111,6 +126,43 @@ class TargetRuntime(models.Model):
 
     def __str__(self) -> str:
         return f"runtime of {self.target_id}"
+
+
+class TargetResync(TimeStampedModel):
+    """A job that queues every customer a target missed (after it was disabled, or on request).
+
+    It walks the customers in id order, a batch per transaction, and keeps its
+    place in `cursor`, so a worker that dies leaves a job the sweeper resumes
+    where it stopped. A newer job for the same target supersedes a running one.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        SUPERSEDED = "superseded", "Superseded by a newer resync"
+
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="resyncs")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    requested_by = models.CharField(max_length=150, blank=True, help_text="A user name, or cli:<command> (<OS user>).")
+    cursor = models.PositiveBigIntegerField(default=0, help_text="The last customer id looked at.")
+    total = models.PositiveIntegerField(default=0, help_text="Customers to look at when the job started.")
+    seen = models.PositiveIntegerField(default=0, help_text="Customers looked at so far.")
+    queued = models.PositiveIntegerField(default=0, help_text="Customers queued because the target missed a change.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["target"], condition=Q(status="running"),
+                                    name="%(app_label)s_%(class)s_one_running_per_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"resync {self.pk} of {self.target_id}: {self.status}"
+
+    @property
+    def progress(self) -> str:
+        return f"{self.seen} of {self.total} customers looked at, {self.queued} queued"
 
 
 class OutboxMessage(TimeStampedModel):

@@ -48,6 +48,7 @@ ACTIVE = [Status.PENDING, Status.IN_FLIGHT]
 PUMP_BUDGET_SECONDS = 20.0  # well under the Q timeout (60 s)
 PUMP_IDLE_POLL_SECONDS = 0.25
 KICK_SUPPRESS_SECONDS = 10
+PAUSE_CHECK_SECONDS = 1.0  # a running pump notices a pause within this time
 CLAIM_BATCH = 10  # messages per claim for a target without a rate limit
 LEASE_MARGIN_SECONDS = 5.0
 ERROR_EXCERPT_BYTES = 1024
@@ -209,13 +210,15 @@ def outbox_enqueue(*, changes: Iterable[CustomerChange], resend: bool = False,
     enabled = Target.objects.filter(enabled=True)
     if target_ids is not None:
         enabled = enabled.filter(pk__in=list(target_ids))
-    target_ids = list(enabled.values_list("pk", flat=True))
-    if not target_ids:
+    states = list(enabled.values_list("pk", "paused_at"))
+    if not states:
         return 0
+    # A paused target gets its rows (they coalesce until resume) but no pump.
+    target_ids = [pk for pk, _ in states]
     written = _outbox_rows_write(target_ids=target_ids, merged=merged, resend=resend)
     # Kick after commit: with the ORM broker the task row would roll back with us anyway,
     # with Redis it would otherwise run before our rows are visible.
-    transaction.on_commit(partial(target_pumps_kick, target_ids=target_ids))
+    transaction.on_commit(partial(target_pumps_kick, target_ids=[pk for pk, paused in states if paused is None]))
     return written
 
 
@@ -274,6 +277,8 @@ def target_pump(*, target_id: int, budget_seconds: float = PUMP_BUDGET_SECONDS) 
     target = Target.objects.filter(pk=target_id).first()
     if target is None or not target.enabled:
         return {"skipped": "no such enabled target"}
+    if target.paused_at is not None:
+        return {"skipped": "paused"}
     owner = worker_id()
     if not _pump_lease_acquire(target_id=target_id, owner=owner, seconds=budget_seconds + target_lease_seconds(target)):
         return {"skipped": "another pump runs"}
@@ -295,7 +300,8 @@ def outbox_sweep() -> dict:
     now = timezone.now()
     # order_by(): the model's default ordering (-id) would make DISTINCT per row, one "target" per message.
     target_ids = list(
-        OutboxMessage.objects.filter(status__in=ACTIVE, next_attempt_at__lte=now, target__enabled=True)
+        OutboxMessage.objects.filter(status__in=ACTIVE, next_attempt_at__lte=now, target__enabled=True,
+                                     target__paused_at__isnull=True)
         .order_by().values_list("target_id", flat=True).distinct()
     )
     return {"targets": len(target_ids), "kicked": target_pumps_kick(target_ids=target_ids)}
@@ -520,9 +526,15 @@ def _deliver_loop(*, target: Target, adapter: TargetAdapter, owner: str, deadlin
     # Right after a delivery (no rate limit) or a rate-limit wait, a message was due a
     # moment ago: claim directly and look for due messages only when the claim finds none.
     due_known = False
+    pause_checked = time.monotonic()
     for _ in range(1_000_000):
         if time.monotonic() >= deadline:
             break
+        if time.monotonic() - pause_checked >= PAUSE_CHECK_SECONDS:
+            # A pause takes effect within this interval, at no cost per message.
+            pause_checked = time.monotonic()
+            if Target.objects.filter(pk=target_id, paused_at__isnull=False).exists():
+                break
         now = timezone.now()
         if not claimed and not due_known and not OutboxMessage.objects.filter(_due_filter(target_id, now)).exists():
             if not wait_for_due:

@@ -180,6 +180,9 @@ def import_targets(config: dict) -> list[str]:
                     _full_clean(target, name)
                     target.save()
                     lines.append(f"target {name}: updated ({', '.join(sorted(changed))})")
+                    if "enabled" in changed and target.enabled:
+                        lines.append(f"target {name}: re-enabled; it missed the changes made while it was disabled: "
+                                     f"run `manage.py resync_target {name}` (or Resync in the admin)")
                 else:
                     lines.append(f"target {name}: unchanged")
             target_mappings_ensure_defaults(target=target)

@@ -1,6 +1,6 @@
 """django-q2 tasks: thin wrappers over services; they take ids and are safe to run twice."""
 
-from . import services
+from . import maintenance, services
 
 
 def target_pump(target_id: int) -> dict:
@@ -9,5 +9,10 @@ def target_pump(target_id: int) -> dict:
 
 
 def outbox_sweep() -> dict:
-    """Periodic (every minute): kick targets whose messages are due but whose kick was lost."""
-    return services.outbox_sweep()
+    """Periodic (every minute): kick targets whose messages are due but whose kick was lost; resume stale resyncs."""
+    return {**services.outbox_sweep(), "resyncs": maintenance.resyncs_stale_resume()}
+
+
+def target_resync_run(resync_id: int) -> str:
+    """A resync job (started in the admin or by `resync_target --async`), resumed by the sweeper if lost."""
+    return maintenance.target_resync_run(resync_id=resync_id).progress

@@ -158,3 +158,16 @@ def test_target_admin_refuses_a_literal_secret_naming_the_field_without_echoing_
     assert client.post(url, _target_form(target, secret_refs='{"token": "${CDP_TOKEN_NEW}"}')).status_code == 302
     target.refresh_from_db()
     assert target.secret_refs == {"token": "${CDP_TOKEN_NEW}"}
+
+
+def test_reenabling_a_target_in_the_admin_offers_a_resync(client):
+    # given: a disabled target
+    target = Target.objects.create(name="cdp", kind="cdp", base_url="http://127.0.0.1:9/cdp", auth_kind="bearer",
+                                   secret_refs={"token": "${CDP_TOKEN}"}, enabled=False)
+    client.force_login(User.objects.create_superuser("admin", password="pw-admin-1"))
+    # when: it is enabled again on its page
+    response = client.post(reverse("admin:targets_target_change", args=[target.pk]), _target_form(target),
+                           follow=True)
+    # then: the admin says it missed changes and how to resync it
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "missed every change made while it was disabled" in text and "Resync selected targets" in text

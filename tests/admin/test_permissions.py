@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from canonical.models import Conflict, Customer, SourcePriorityRule
 from reconciliation.models import Discrepancy
-from targets.models import OutboxMessage
+from targets.models import OutboxMessage, Target, TargetResync
 from webhooks.models import InboxEvent
 
 from .conftest import ROLES
@@ -45,6 +45,8 @@ PAGES = [
     ("dead letters", lambda w: reverse("admin:targets_deadletter_changelist"), ALL),
     ("delivery attempts", lambda w: reverse("admin:targets_deliveryattempt_changelist"), ALL),
     ("targets", lambda w: reverse("admin:targets_target_changelist"), ALL),
+    ("target", lambda w: reverse("admin:targets_target_change", args=[w.target.pk]), ALL),
+    ("resyncs", lambda w: reverse("admin:targets_targetresync_changelist"), SUPPORT_ONLY),
     ("reconciliation runs", lambda w: reverse("admin:reconciliation_reconciliationrun_changelist"), STEWARD_ONLY),
     ("reconciliation run", lambda w: reverse("admin:reconciliation_reconciliationrun_change", args=[w.run.pk]),
      STEWARD_ONLY),
@@ -109,6 +111,17 @@ ACTIONS = [
     ("dead letter discard",
      lambda c, w: _changelist_action("admin:targets_deadletter_changelist", "discard", [w.dead_letter.pk])(c),
      lambda w: OutboxMessage.objects.get(pk=w.dead_letter.pk).status == "discarded", SUPPORT_ONLY),
+    ("target pause",
+     lambda c, w: _changelist_action("admin:targets_target_changelist", "pause", [w.target.pk])(c),
+     lambda w: Target.objects.get(pk=w.target.pk).paused_at is not None, SUPPORT_ONLY),
+    ("target resume",
+     lambda c, w: (Target.objects.filter(pk=w.target.pk).update(paused_at="2026-01-01T00:00:00Z", paused_by="x"),
+                   _changelist_action("admin:targets_target_changelist", "resume", [w.target.pk])(c))[1],
+     lambda w: Target.objects.get(pk=w.target.pk).paused_at is None
+     and LogEntry.objects.filter(object_id=str(w.target.pk), change_message="Resumed.").exists(), SUPPORT_ONLY),
+    ("target resync",
+     lambda c, w: _changelist_action("admin:targets_target_changelist", "resync", [w.target.pk])(c),
+     lambda w: TargetResync.objects.filter(target=w.target).exists(), SUPPORT_ONLY),
     ("reconciliation fix",
      lambda c, w: _changelist_action("admin:reconciliation_discrepancy_changelist", "fix_selected",
                                      [w.discrepancy.pk])(c),
