@@ -43,6 +43,11 @@ dead_letters = Counter(
     "Messages moved to the dead-letter queue, by target (the DLQ rate).",
     ["target"],
 )
+target_probes = Counter(
+    "custsync_target_probes_total",
+    "Probe requests to a target marked down, by target and outcome (succeeded: up again; failed).",
+    ["target", "outcome"],
+)
 rate_limit_waits = Counter(
     "custsync_rate_limit_waits_total",
     "Times a delivery had to wait for the target's rate limit.",
@@ -69,3 +74,13 @@ def delivery_recorded(*, target: str, outcome: str, seconds: float | None) -> No
 
 def rate_limit_waited(*, target: str) -> None:
     rate_limit_waits.labels(target=target).inc()
+
+
+def dead_lettered(*, target: str, count: int) -> None:
+    """Messages given up without an attempt of their own (their retry window passed)."""
+    if count:
+        dead_letters.labels(target=target).inc(count)
+
+
+def target_probed(*, target: str, outcome: str) -> None:
+    target_probes.labels(target=target, outcome=outcome).inc()

@@ -145,9 +145,45 @@ def _inbox(now: datetime) -> dict:
     }
 
 
+PAUSE_FIELDS = ("paused_at", "paused_by", "pause_reason")
+
+
+def _pause_fields(Target) -> list[str]:
+    """The pause fields `Target` has (issue 13's pause/resume adds them); none before that."""
+    names = {f.name for f in Target._meta.concrete_fields}
+    return [name for name in PAUSE_FIELDS if name in names]
+
+
+def _target_paused(row: dict) -> dict | None:
+    """Paused by a person: {"since", "by", "reason"}, or None (not paused, or no pause fields yet).
+
+    `row` holds the target's values of `_pause_fields` (absent keys: not paused).
+    """
+    if not row.get("paused_at"):
+        return None
+    return {"since": row["paused_at"], "by": str(row.get("paused_by") or "someone"),
+            "reason": row.get("pause_reason") or ""}
+
+
+def _target_state(*, now: datetime, runtime: dict | None, paused: dict | None) -> dict:
+    """What a person needs to know of a target's health at a glance: up, held, down since (last error), paused."""
+    if paused:
+        return {"state": "paused", "label": f"paused by {paused['by']}", "since": paused["since"],
+                "error": paused["reason"], "warn": True}
+    runtime = runtime or {}
+    if runtime.get("health") == "down":
+        return {"state": "down", "label": "down", "since": runtime.get("down_since"),
+                "error": runtime.get("health_error") or "", "warn": True,
+                "next_probe_at": runtime.get("next_probe_at")}
+    held = runtime.get("retry_after_until")
+    if held and held > now:
+        return {"state": "held", "label": "held (Retry-After)", "until": held, "error": "", "warn": True}
+    return {"state": "up", "label": "up", "error": "", "warn": False}
+
+
 def _outbox(now: datetime) -> dict:
     OutboxMessage, Target = _model("targets.OutboxMessage"), _model("targets.Target")
-    DeliveryAttempt = _model("targets.DeliveryAttempt")
+    DeliveryAttempt, TargetRuntime = _model("targets.DeliveryAttempt"), _model("targets.TargetRuntime")
     S, Outcome = OutboxMessage.Status, DeliveryAttempt.Outcome
     hour_ago = now - timedelta(hours=1)
     counts: dict[int, dict[str, int]] = {}
@@ -158,11 +194,19 @@ def _outbox(now: datetime) -> dict:
                       .values_list("target_id").annotate(n=Count("id")).order_by())
     attempts = dict(DeliveryAttempt.objects.filter(started_at__gte=hour_ago)
                     .values_list("outcome").annotate(n=Count("id")).order_by())
+    oldest = dict(OutboxMessage.objects.filter(status__in=[S.PENDING, S.IN_FLIGHT]).values_list("target_id")
+                  .annotate(m=Min("created_at")).order_by())
+    runtimes = {row["target_id"]: row for row in TargetRuntime.objects.values(
+        "target_id", "health", "down_since", "health_error", "next_probe_at", "retry_after_until")}
     targets = []
-    for target_id, name, enabled in Target.objects.values_list("id", "name", "enabled"):
+    for target in Target.objects.values("id", "name", "enabled", *_pause_fields(Target)):
+        target_id, name, enabled = target["id"], target["name"], target["enabled"]
         row = counts.get(target_id, {})
+        age = (now - oldest[target_id]).total_seconds() if target_id in oldest else None
         targets.append({
             "name": name, "enabled": enabled,
+            "health": _target_state(now=now, runtime=runtimes.get(target_id), paused=_target_paused(target)),
+            "oldest_pending": _age(age), "oldest_pending_seconds": age,
             "pending": row.get(S.PENDING, 0) + row.get(S.IN_FLIGHT, 0), "dead": row.get(S.DEAD, 0),
             "dead_last_hour": newly_dead.get(target_id, 0),
             "pending_url": _url("targets_outboxmessage_changelist", target__id__exact=target_id,

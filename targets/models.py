@@ -55,6 +55,11 @@ class Target(TimeStampedModel):
         default=True,
         help_text="Failed messages go to the dead-letter queue (replayable); off: they are marked discarded.",
     )
+    retry_window_hours = models.FloatField(
+        default=72,
+        help_text="While the target is down or holds us off (Retry-After), a message waits this long after its "
+                  "first failed attempt before it is given up.",
+    )
     enabled = models.BooleanField(
         default=True,
         help_text="A disabled target gets nothing: no outbox rows are written for it. Re-enabling it offers a "
@@ -78,6 +83,9 @@ class Target(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(timeout_seconds__gt=0) & Q(backoff_seconds__gte=0),
                 name="%(app_label)s_%(class)s_positive_timings",
+            ),
+            models.CheckConstraint(
+                condition=Q(retry_window_hours__gt=0), name="%(app_label)s_%(class)s_positive_retry_window",
             ),
         ]
 
@@ -110,12 +118,18 @@ class TargetFieldMapping(models.Model):
 
 
 class TargetRuntime(models.Model):
-    """Shared per-target runtime state: the rate-limit bucket and the pump lease.
+    """Shared per-target runtime state: the rate-limit bucket, the pump lease and the target's health.
 
     Kept apart from `Target` so an admin save never overwrites it. The bucket
     is GCRA: `rate_tat` is the theoretical arrival time (unix seconds) of the
-    next allowed request; one conditional UPDATE takes a slot.
+    next allowed request; one conditional UPDATE takes a slot. The health
+    fields are the circuit breaker of `targets/health.py`, written by
+    `targets/health_store.py` (compare-and-set on `health_seq`).
     """
+
+    class Health(models.TextChoices):
+        UP = "up", "Up"
+        DOWN = "down", "Down"
 
     target = models.OneToOneField(Target, on_delete=models.CASCADE, related_name="runtime")
     rate_tat = models.FloatField(default=0)
@@ -123,6 +137,21 @@ class TargetRuntime(models.Model):
     pump_owner = models.CharField(max_length=64, blank=True)
     pump_lease_until = models.DateTimeField(null=True, blank=True)
     pump_requested_at = models.DateTimeField(null=True, blank=True)
+    health = models.CharField(max_length=8, choices=Health.choices, default=Health.UP)
+    down_since = models.DateTimeField(null=True, blank=True)
+    health_error = models.TextField(blank=True, help_text="Excerpt of the last outage failure.")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    failing_messages = models.PositiveIntegerField(default=0, help_text="Different messages in the failure streak.")
+    last_failed_message_id = models.BigIntegerField(null=True, blank=True)
+    probe_gap_seconds = models.FloatField(default=0)
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    probe_owner = models.CharField(max_length=64, blank=True)
+    probe_lease_until = models.DateTimeField(null=True, blank=True)
+    retry_after_until = models.DateTimeField(
+        null=True, blank=True, help_text="The target asked (Retry-After) for no request before this time."
+    )
+    health_seq = models.PositiveBigIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last sent to it.")
 
     def __str__(self) -> str:
         return f"runtime of {self.target_id}"
@@ -203,6 +232,9 @@ class OutboxMessage(TimeStampedModel):
         default=False, help_text="Send even if the target already acknowledged this version (reconciliation fixes)."
     )
     delivered_at = models.DateTimeField(null=True, blank=True)
+    first_failed_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="First failed attempt of this delivery (the retry window)."
+    )
 
     class Meta:
         ordering = ["-id"]

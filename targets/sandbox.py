@@ -33,7 +33,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 SYSTEMS = ("cdp", "crm", "webhook", "oauth")
 FAULT_KEYS = {"fail_rate", "fail_statuses", "retry_after", "latency_ms", "hang_seconds", "down_until",
-              "force_status", "plan"}
+              "force_status", "plan", "poison"}
 
 
 @dataclass
@@ -58,6 +58,21 @@ class Faults:
     down_until: float = 0.0  # unix time; until then connections are dropped without an answer
     force_status: int | None = None
     plan: deque = field(default_factory=deque)  # one entry per request: {"status", "retry_after", "hang", "close"}
+    poison: dict = field(default_factory=dict)  # golden id (str) -> status answered to every request for it
+
+
+def _customer_of(entry: dict) -> str | None:
+    """The golden id a request is about: the cdp body's id, the crm body's externalIds.custsync_id, a DELETE's path."""
+    body = entry.get("body")
+    if isinstance(body, dict):
+        if body.get("id") is not None:
+            return str(body["id"])
+        ids = body.get("externalIds")
+        if isinstance(ids, dict) and ids.get("custsync_id") is not None:
+            return str(ids["custsync_id"])
+    if entry.get("method") == "DELETE":
+        return entry["path"].rstrip("/").rsplit("/", 1)[-1]
+    return None
 
 
 class SandboxState:
@@ -225,7 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
             hang = max([f.hang_seconds for f in faults] + [float((step or {}).get("hang", 0))])
             latency = max([f.latency_ms for f in faults] + [0]) / 1000.0
             status, retry_after = None, None
-            if step and step.get("status"):
+            poisoned = [f.poison[c] for f in faults if f.poison for c in [_customer_of(entry)] if c in f.poison]
+            if poisoned:
+                status = int(poisoned[0])
+            elif step and step.get("status"):
                 status, retry_after = int(step["status"]), step.get("retry_after")
             else:
                 for f in faults:

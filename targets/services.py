@@ -34,7 +34,14 @@ from core.secrets import SecretReferenceError
 
 from .adapters import TargetAdapter, adapter_for
 from .auth import TargetAuthError
-from .delivery import idempotency_key, is_retryable_status, is_success, parse_retry_after, retry_delay
+from .delivery import (
+    failure_decision, idempotency_key, is_retryable_status, is_success, parse_retry_after, retry_delay,
+)
+from .health import Action, Health
+from .health_store import (
+    target_answered, target_attempted, target_failed, target_gate, target_gate_wait, target_health_get,
+    target_probe_release,
+)
 from .mapping import DEFAULT_MAPPINGS
 from .models import DeliveredState, DeliveryAttempt, OutboxMessage, Target, TargetFieldMapping, TargetRuntime
 from .ratelimit import rate_limit_acquire, rate_limit_wait_record
@@ -51,6 +58,7 @@ KICK_SUPPRESS_SECONDS = 10
 PAUSE_CHECK_SECONDS = 1.0  # a running pump notices a pause within this time
 CLAIM_BATCH = 10  # messages per claim for a target without a rate limit
 LEASE_MARGIN_SECONDS = 5.0
+GATE_POLL_SECONDS = 1.0  # a pump waiting for a held or down target looks again this often
 ERROR_EXCERPT_BYTES = 1024
 
 
@@ -290,7 +298,9 @@ def target_pump(*, target_id: int, budget_seconds: float = PUMP_BUDGET_SECONDS) 
     finally:
         _pump_lease_release(target_id=target_id, owner=owner)
     # A kick that came while we held the lease was skipped: look once more after releasing it.
-    if not _q_sync() and OutboxMessage.objects.filter(_due_filter(target_id, timezone.now())).exists():
+    # A target held or down for longer than a pump's budget is left to the minute sweep (no busy re-kicks).
+    if not _q_sync() and OutboxMessage.objects.filter(_due_filter(target_id, timezone.now())).exists() \
+            and target_gate_wait(target_id=target_id) < budget_seconds:
         target_pumps_kick(target_ids=[target_id], force=True)
     return dict(stats)
 
@@ -427,8 +437,13 @@ def _prefetch(target: Target, messages: list[OutboxMessage]) -> dict[int, _Prefe
 
 
 def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: TargetAdapter,
-                           rng: random.Random | None = None, prefetched: _Prefetched | None = None) -> str:
-    """Send one claimed message and record the outcome; returns the attempt outcome."""
+                           rng: random.Random | None = None, prefetched: _Prefetched | None = None,
+                           probe: bool = False, health_clean: bool = False) -> str:
+    """Send one claimed message and record the outcome (the message's and the target's health); returns the outcome.
+
+    `probe`: the request is the one probe of a down target. `health_clean`: the
+    caller read the target up with no failure streak, so a success writes no health.
+    """
     target = adapter.target
     customer = prefetched.customer if prefetched else Customer.objects.get(pk=message.customer_id)
     snapshot = customer_snapshot(customer=customer)
@@ -457,36 +472,50 @@ def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: Targe
         is_success(result.status) or operation == Operation.DELETE)
     now = timezone.now()
     release = dict(lease_owner="", lease_expires_at=None, last_status=result.status, updated_at=now)
+    health = _target_health_record(target=target, message=message, result=result, succeeded=succeeded, probe=probe,
+                                   health_clean=health_clean, rng=rng)
 
     with transaction.atomic():
         if succeeded:
             _delivered_state_record(message=message, version=version, operation=operation, body=call.state_body, key=key,
                                     known=state is not None)
             done = fence.filter(version__lte=version).update(
-                status=Status.DELIVERED, delivered_at=now, sent_version=version, last_error="", force_send=False, **release
+                status=Status.DELIVERED, delivered_at=now, sent_version=version, last_error="", force_send=False,
+                first_failed_at=None, **release
             )
             if done:
                 outcome = DeliveryAttempt.Outcome.DELIVERED
-            elif fence.update(status=Status.PENDING, next_attempt_at=now, attempts=0, sent_version=version, **release):
+            elif fence.update(status=Status.PENDING, next_attempt_at=now, attempts=0, sent_version=version,
+                              first_failed_at=None, **release):
                 # A newer change was coalesced into this row while it was in flight: send again.
                 outcome = DeliveryAttempt.Outcome.DELIVERED
             else:
                 outcome = DeliveryAttempt.Outcome.LOST
-        elif result.retryable and message.attempts <= target.max_retries:
-            retry_after = result.retry_after
-            if result.timed_out:
-                # The timed-out request may still land; the next send (perhaps of a newer version) must not
-                # overtake it: wait until it is as old as a lease assumes any request can get (target_lease_seconds).
-                retry_after = max(retry_after or 0.0, target_lease_seconds(target) - target.timeout_seconds)
-            delay = retry_delay(attempts=message.attempts, backoff_seconds=target.backoff_seconds,
-                                retry_after=retry_after, rng=rng)
-            done = fence.update(status=Status.PENDING, next_attempt_at=now + timedelta(seconds=delay),
-                                last_error=result.error, sent_version=version, **release)
-            outcome = DeliveryAttempt.Outcome.RETRY if done else DeliveryAttempt.Outcome.LOST
         else:
-            final = Status.DEAD if target.dead_letter_queue else Status.DISCARDED
-            done = fence.update(status=final, last_error=result.error, sent_version=version, **release)
-            outcome = DeliveryAttempt.Outcome.DEAD if done else DeliveryAttempt.Outcome.LOST
+            first_failed_at = message.first_failed_at or now
+            decision = failure_decision(
+                retryable=result.retryable, retry_after=result.retry_after, target_down=bool(health and health.down),
+                attempts=message.attempts, max_retries=target.max_retries, first_failed_at=first_failed_at, now=now,
+                retry_window_hours=target.retry_window_hours,
+            )
+            failed = dict(release, sent_version=version, first_failed_at=first_failed_at)
+            if not decision.counted:  # the target's condition (held, down): the message keeps its attempts
+                failed["attempts"] = F("attempts") - 1
+            if decision.outcome == "retry":
+                due = now + timedelta(seconds=_retry_wait(target=target, message=message, result=result,
+                                                          counted=decision.counted, rng=rng))
+                if not decision.counted:
+                    # Not before the hold ends or the next probe (so the next probe takes another message).
+                    due = max([due] + [t for t in (health.retry_after_until, health.next_probe_at) if t])
+                done = fence.update(status=Status.PENDING, next_attempt_at=due, last_error=result.error, **failed)
+                outcome = DeliveryAttempt.Outcome.RETRY if done else DeliveryAttempt.Outcome.LOST
+            else:
+                final = Status.DEAD if target.dead_letter_queue else Status.DISCARDED
+                error = result.error
+                if decision.window_passed:
+                    error = _window_error(target, result.error)
+                done = fence.update(status=final, last_error=error, **failed)
+                outcome = DeliveryAttempt.Outcome.DEAD if done else DeliveryAttempt.Outcome.LOST
         DeliveryAttempt.objects.create(
             message_id=message.pk, started_at=started_at, operation=operation, version=version,
             status_code=result.status, latency_ms=result.latency_ms, outcome=outcome,
@@ -495,7 +524,57 @@ def outbox_message_deliver(*, message: OutboxMessage, owner: str, adapter: Targe
     if outcome != DeliveryAttempt.Outcome.DELIVERED:
         logger.info("outbox message %s to %s: %s (status %s, attempt %s)",
                     message.pk, target.name, outcome, result.status, message.attempts)
+    if health is not None and health.down:
+        _window_expire(target=target)
     return outcome
+
+
+def _target_health_record(*, target: Target, message: OutboxMessage, result: "_Result", succeeded: bool,
+                          probe: bool, health_clean: bool, rng: random.Random | None) -> Health | None:
+    """Tell the circuit breaker what the try showed; returns the state after a retryable failure."""
+    if result.retryable:
+        return target_failed(target_id=target.pk, message_id=message.pk, error=result.error,
+                             retry_after=result.retry_after, probe=probe, rng=rng)
+    if succeeded or result.status is not None:  # an answer, even a refusal: the target serves
+        target_answered(target_id=target.pk, known_clean=health_clean)
+    return None
+
+
+def _retry_wait(*, target: Target, message: OutboxMessage, result: "_Result", counted: bool,
+                rng: random.Random | None) -> float:
+    """Seconds until the message may be tried again: its own backoff, or only the timed-out request's margin."""
+    retry_after = result.retry_after
+    if result.timed_out:
+        # The timed-out request may still land; the next send (perhaps of a newer version) must not
+        # overtake it: wait until it is as old as a lease assumes any request can get (target_lease_seconds).
+        retry_after = max(retry_after or 0.0, target_lease_seconds(target) - target.timeout_seconds)
+    if not counted:
+        return retry_after or 0.0
+    return retry_delay(attempts=message.attempts, backoff_seconds=target.backoff_seconds,
+                       retry_after=retry_after, rng=rng)
+
+
+def _window_error(target: Target, error: str) -> str:
+    return _excerpt(f"retry window of {target.retry_window_hours:g} h passed while the target was down or "
+                    f"held; last error: {error}")
+
+
+def _window_expire(*, target: Target) -> int:
+    """Give up the waiting messages of a down target whose first failed attempt is older than its window."""
+    cutoff = timezone.now() - timedelta(hours=target.retry_window_hours)
+    expired = list(OutboxMessage.objects.filter(target_id=target.pk, status=Status.PENDING,
+                                                first_failed_at__lte=cutoff).values_list("pk", flat=True)[:1000])
+    if not expired:
+        return 0
+    final = Status.DEAD if target.dead_letter_queue else Status.DISCARDED
+    count = OutboxMessage.objects.filter(pk__in=expired, status=Status.PENDING).update(
+        status=final, updated_at=timezone.now(),
+        last_error=_window_error(target, "see the message's last attempt"),
+    )
+    if final == Status.DEAD:
+        metrics.dead_lettered(target=target.name, count=count)
+    logger.info("target %s: %s messages past their retry window given up", target.name, count)
+    return count
 
 
 def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_due: bool = True,
@@ -516,6 +595,9 @@ def outbox_deliver_due(*, target_id: int, owner: str, deadline: float, wait_for_
                       rng=rng, stats=stats, claimed=claimed)
     finally:
         _claimed_release(claimed, owner)  # claimed but not sent when the time was up (or a crash)
+        target_probe_release(target_id=target_id, owner=owner)  # a probe slot taken but not used
+        if any(stats[o] for o in DeliveryAttempt.Outcome.values):
+            target_attempted(target_id=target_id)
     return stats
 
 
@@ -545,6 +627,18 @@ def _deliver_loop(*, target: Target, adapter: TargetAdapter, owner: str, deadlin
                 break
             time.sleep(min(PUMP_IDLE_POLL_SECONDS, max(0.01, (next_due - now).total_seconds())))
             continue
+        # The circuit breaker, before every request: held (Retry-After) or down -> wait; down -> one probe.
+        gate, health = target_gate(target_id=target_id, owner=owner, probe_lease_seconds=target_lease_seconds(target))
+        if gate.action == Action.WAIT:
+            _claimed_release(claimed, owner)
+            claimed.clear()
+            if not wait_for_due or time.monotonic() + gate.seconds > deadline:
+                break
+            stats["gate_waits"] += 1
+            time.sleep(max(0.01, min(gate.seconds, GATE_POLL_SECONDS)))
+            due_known = False
+            continue
+        probing = gate.action == Action.PROBE
         wait = rate_limit_acquire(target_id=target_id, per_minute=target.rate_limit_per_minute)
         if wait > 0:
             if time.monotonic() + wait > deadline:
@@ -557,12 +651,14 @@ def _deliver_loop(*, target: Target, adapter: TargetAdapter, owner: str, deadlin
             due_known = True
             continue
         if not claimed:
-            # Unlimited: several messages per claim. Limited: one per slot, claimed after taking it.
-            claimed.extend(outbox_messages_claim(target=target, owner=owner,
-                                                 limit=CLAIM_BATCH if target.rate_limit_per_minute <= 0 else 1))
+            # Unlimited: several messages per claim. Limited: one per slot, claimed after taking it. A probe: one.
+            limit = CLAIM_BATCH if target.rate_limit_per_minute <= 0 and not probing else 1
+            claimed.extend(outbox_messages_claim(target=target, owner=owner, limit=limit))
             prefetched = _prefetch(target, claimed) if len(claimed) > 1 else {}
         message = claimed.pop(0) if claimed else None
         if message is None:
+            if probing:
+                target_probe_release(target_id=target_id, owner=owner)
             if due_known:  # unchecked: look again (the slot, if any, is spent as before)
                 due_known = False
                 continue
@@ -572,9 +668,22 @@ def _deliver_loop(*, target: Target, adapter: TargetAdapter, owner: str, deadlin
         with correlation(message.correlation_id):
             started = time.monotonic()
             outcome = outbox_message_deliver(message=message, owner=owner, adapter=adapter, rng=rng,
-                                             prefetched=prefetched.get(message.pk))
+                                             prefetched=prefetched.get(message.pk), probe=probing,
+                                             health_clean=health.clean)
             metrics.delivery_recorded(target=target.name, outcome=outcome, seconds=time.monotonic() - started)
         stats[outcome] += 1
+        if probing:
+            _probe_finish(target=target, owner=owner, outcome=outcome, stats=stats)
+
+
+def _probe_finish(*, target: Target, owner: str, outcome: str, stats: Counter) -> None:
+    """Free the probe slot and count the probe (a superseded message sent nothing: no probe)."""
+    target_probe_release(target_id=target.pk, owner=owner)
+    if outcome in (DeliveryAttempt.Outcome.DELIVERED, DeliveryAttempt.Outcome.RETRY, DeliveryAttempt.Outcome.DEAD):
+        result = "failed" if target_health_get(target_id=target.pk).down else "succeeded"
+        stats[f"probe_{result}"] += 1
+        metrics.target_probed(target=target.name, outcome=result)
+        logger.info("target %s: probe %s", target.name, result)
 
 
 # --- dead letters -----------------------------------------------------------------
@@ -601,7 +710,7 @@ def dead_letter_replay(*, message_ids: Iterable[int] | None = None, target_name:
                 with transaction.atomic():
                     OutboxMessage.objects.filter(pk=message.pk, status=Status.DEAD).update(
                         status=Status.PENDING, attempts=0, next_attempt_at=now, lease_owner="",
-                        lease_expires_at=None, updated_at=now,
+                        lease_expires_at=None, first_failed_at=None, updated_at=now,
                     )
                 counts["replayed"] += 1
                 target_ids.add(message.target_id)

@@ -3,8 +3,9 @@
 `cdp` creates the target `cdp` (bearer `token`), `crm` the target `crm`
 (`api_key`); each `targets` entry is named by `name`. Any of them may use
 `"auth": "oauth2"` with `token_url`, `client_id` and `client_secret`.
-`sync.max_retries` / `sync.backoff_seconds` / `sync.dead_letter_queue` are
-the defaults for every target (a section may override them). Secrets must be
+`sync.max_retries` / `sync.backoff_seconds` / `sync.dead_letter_queue` /
+`sync.retry_window_hours` are the defaults for every target (a section may
+override them). Secrets must be
 `${VAR}` references. Importing twice changes nothing; targets missing from
 the file are disabled, never deleted (their history stays).
 """
@@ -17,6 +18,7 @@ from django.db import transaction
 from core.config import SyncConfigError
 from core.secrets import is_reference
 
+from .delivery import DEFAULT_RETRY_WINDOW_HOURS, MAX_RETRY_WINDOW_HOURS
 from .models import Target
 from .services import target_mappings_ensure_defaults, target_runtime_ensure
 from .validators import is_http_url
@@ -34,7 +36,7 @@ DEFAULT_AUTH_BY_KIND = {
 SECTION_KEYS = {
     "name", "kind", "base_url", "url", "token", "api_key", "secret", "auth", "token_url", "client_id",
     "client_secret", "scope", "timeout_seconds", "rate_limit_per_minute", "max_retries", "backoff_seconds",
-    "dead_letter_queue", "enabled",
+    "dead_letter_queue", "enabled", "retry_window_hours",
 }
 
 
@@ -45,6 +47,17 @@ def _number(section: dict, key: str, path: str, default, *, integer: bool = Fals
     if value < minimum:
         raise SyncConfigError(f"{path}.{key}", f"must be at least {minimum}")
     return value
+
+
+def _window(section: dict, path: str, default: float) -> float:
+    """Hours a message may wait out an outage: more than 0, at most MAX_RETRY_WINDOW_HOURS."""
+    value = section.get("retry_window_hours", default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise SyncConfigError(f"{path}.retry_window_hours", "must be a number of hours")
+    if not 0 < value <= MAX_RETRY_WINDOW_HOURS:
+        raise SyncConfigError(f"{path}.retry_window_hours",
+                              f"must be more than 0 and at most {MAX_RETRY_WINDOW_HOURS:g} (hours)")
+    return float(value)
 
 
 def _reference(section: dict, key: str, path: str) -> str:
@@ -83,6 +96,7 @@ def _sync_defaults(config: dict) -> dict:
         "max_retries": _number(sync, "max_retries", "sync", 5, integer=True),
         "backoff_seconds": _number(sync, "backoff_seconds", "sync", 0.5),
         "dead_letter_queue": dlq,
+        "retry_window_hours": _window(sync, "sync", DEFAULT_RETRY_WINDOW_HOURS),
     }
 
 
@@ -101,6 +115,7 @@ def _target_fields(section: Any, *, path: str, name: str, kind: str, defaults: d
         "max_retries": _number(section, "max_retries", path, defaults["max_retries"], integer=True),
         "backoff_seconds": _number(section, "backoff_seconds", path, defaults["backoff_seconds"]),
         "dead_letter_queue": section.get("dead_letter_queue", defaults["dead_letter_queue"]),
+        "retry_window_hours": _window(section, path, defaults["retry_window_hours"]),
         "enabled": section.get("enabled", True),
         "oauth_token_url": "", "oauth_client_id": "", "oauth_scope": "",
     }

@@ -209,6 +209,7 @@ class EventSender:
     timeout: float = 30.0
     retries: int = 3  # a sender retries transport errors and 5xx, as real senders do
     results: list[Sent] = field(default_factory=list)
+    attempts: list[int | None] = field(default_factory=list)  # every try's status (None: a transport error)
 
     def signed(self, envelope: dict) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(envelope, separators=(",", ":")).encode()
@@ -229,12 +230,16 @@ class EventSender:
                 response = session.post(f"{self.url}/webhooks/customer", data=body, headers=headers,
                                         timeout=self.timeout)
             except requests.RequestException as exc:
+                self.attempts.append(None)
                 error = f"{type(exc).__name__}: {exc}"
                 time.sleep(0.2 * (attempt + 1))
                 continue
+            self.attempts.append(response.status_code)
             if response.status_code >= 500:
                 error = response.text[:200]
-                time.sleep(0.2 * (attempt + 1))
+                # As a careful sender does: wait what Retry-After asks (bounded), else back off a little.
+                retry_after = response.headers.get("Retry-After", "")
+                time.sleep(min(float(retry_after), 5.0) if retry_after.isdigit() else 0.2 * (attempt + 1))
                 continue
             try:
                 outcome = response.json().get("status")

@@ -34,6 +34,39 @@ def test_metrics_exposes_database_gauges_and_counters(client):
     assert 'custsync_inbox_backlog{status="received"} 0.0' in body
 
 
+@pytest.mark.django_db
+def test_metrics_export_target_up_oldest_pending_stalled_and_probes(client):
+    import re
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from canonical.models import Customer
+    from core import metrics
+    from targets.models import OutboxMessage, TargetRuntime
+    from tests.factories import target_create
+
+    target_create("cdp")
+    crm = target_create("crm", kind="crm", base_url="http://127.0.0.1:9/crm")
+    TargetRuntime.objects.update_or_create(target=crm, defaults=dict(health="down", down_since=timezone.now()))
+    customer = Customer.objects.create(version=1, email="m@example.com")
+    OutboxMessage.objects.create(target=crm, customer=customer, version=1,
+                                 next_attempt_at=timezone.now() - timedelta(minutes=15))
+    OutboxMessage.objects.filter(target=crm).update(created_at=timezone.now() - timedelta(minutes=20))
+    TargetRuntime.objects.filter(target=crm).update(last_attempt_at=timezone.now() - timedelta(minutes=12))
+    metrics.target_probed(target="crm", outcome="failed")
+
+    body = client.get("/metrics").content.decode()
+
+    assert 'custsync_target_up{target="cdp"} 1.0' in body and 'custsync_target_up{target="crm"} 0.0' in body
+    oldest = float(re.search(r'custsync_outbox_oldest_pending_seconds\{target="crm"\} (\S+)', body).group(1))
+    assert 1195 <= oldest <= 1260
+    assert 'custsync_outbox_oldest_pending_seconds{target="cdp"} 0.0' in body
+    stalled = float(re.search(r'custsync_outbox_stalled_seconds\{target="crm"\} (\S+)', body).group(1))
+    assert 715 <= stalled <= 780  # due for 15 min, last attempt 12 min ago
+    assert re.search(r'custsync_target_probes_total\{outcome="failed",target="crm"\} [1-9]', body)
+
+
 def test_json_log_lines_carry_the_correlation_id():
     record = logging.LogRecord("custsync.test", logging.INFO, __file__, 1, "processed %s", ("x",), None)
     record.duration_ms = 3.5

@@ -112,3 +112,34 @@ def test_invalid_config_names_the_key_and_never_echoes_a_literal(mutate, path):
     for literal in ("sk_live_literal_value", "plain-key", "whsec_abc"):
         assert literal not in str(excinfo.value)
     assert Target.objects.count() == 0
+
+
+def test_retry_window_defaults_to_72_hours_and_a_section_may_override():
+    config = copy.deepcopy(DESIGN_EXAMPLE)
+    import_targets(copy.deepcopy(config))
+    assert set(Target.objects.values_list("retry_window_hours", flat=True)) == {72}
+    config["sync"]["retry_window_hours"] = 24
+    config["crm"]["retry_window_hours"] = 0.5
+    lines = import_targets(config)
+    assert "target crm: updated (retry_window_hours)" in lines
+    assert dict(Target.objects.values_list("name", "retry_window_hours")) == {"cdp": 24, "crm": 0.5, "n8n": 24}
+
+
+@pytest.mark.parametrize("mutate,path", [
+    (lambda c: c["sync"].update(retry_window_hours=0), "sync.retry_window_hours"),
+    (lambda c: c["sync"].update(retry_window_hours=-3), "sync.retry_window_hours"),
+    (lambda c: c["sync"].update(retry_window_hours=721), "sync.retry_window_hours"),
+    (lambda c: c["sync"].update(retry_window_hours="72"), "sync.retry_window_hours"),
+    (lambda c: c["sync"].update(retry_window_hours=True), "sync.retry_window_hours"),
+    (lambda c: c["sync"].update(retry_window_hours=float("nan")), "sync.retry_window_hours"),
+    (lambda c: c["crm"].update(retry_window_hours=10_000), "crm.retry_window_hours"),
+    (lambda c: c["targets"][0].update(retry_window_hours=0), "targets[0].retry_window_hours"),
+])
+def test_a_bad_retry_window_is_refused_with_the_key_named(mutate, path):
+    config = copy.deepcopy(DESIGN_EXAMPLE)
+    mutate(config)
+    with pytest.raises(SyncConfigError) as excinfo:
+        import_targets(config)
+    assert excinfo.value.path == path
+    assert "retry_window_hours" in str(excinfo.value)
+    assert Target.objects.count() == 0

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('targets', '0002_target_urls_allow_service_hosts'),
+        ('targets', '0003_target_health'),
     ]
 
     operations = [
