@@ -145,20 +145,8 @@ def _inbox(now: datetime) -> dict:
     }
 
 
-PAUSE_FIELDS = ("paused_at", "paused_by", "pause_reason")
-
-
-def _pause_fields(Target) -> list[str]:
-    """The pause fields `Target` has (issue 13's pause/resume adds them); none before that."""
-    names = {f.name for f in Target._meta.concrete_fields}
-    return [name for name in PAUSE_FIELDS if name in names]
-
-
 def _target_paused(row: dict) -> dict | None:
-    """Paused by a person: {"since", "by", "reason"}, or None (not paused, or no pause fields yet).
-
-    `row` holds the target's values of `_pause_fields` (absent keys: not paused).
-    """
+    """Paused by a person: {"since", "by", "reason"}, or None when running."""
     if not row.get("paused_at"):
         return None
     return {"since": row["paused_at"], "by": str(row.get("paused_by") or "someone"),
@@ -199,7 +187,7 @@ def _outbox(now: datetime) -> dict:
     runtimes = {row["target_id"]: row for row in TargetRuntime.objects.values(
         "target_id", "health", "down_since", "health_error", "next_probe_at", "retry_after_until")}
     targets = []
-    for target in Target.objects.values("id", "name", "enabled", *_pause_fields(Target)):
+    for target in Target.objects.values("id", "name", "enabled", "paused_at", "paused_by", "pause_reason"):
         target_id, name, enabled = target["id"], target["name"], target["enabled"]
         row = counts.get(target_id, {})
         age = (now - oldest[target_id]).total_seconds() if target_id in oldest else None

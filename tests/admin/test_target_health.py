@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from custsync_project.dashboard import _target_paused, _target_state
+from targets.maintenance import target_pause
 from targets.models import OutboxMessage, TargetRuntime
 from tests.factories import target_create
 
@@ -42,8 +43,18 @@ def test_a_held_target_and_the_paused_part():
     assert held["state"] == "held" and held["warn"]
     assert _target_state(now=now, runtime={"health": "up", "retry_after_until": now - timedelta(seconds=1)},
                          paused=None)["state"] == "up"
-    # without pause fields on Target (before pause/resume is merged) nothing is paused
-    assert _target_paused({"id": 1, "name": "crm"}) is None
+    # a running target is not paused
+    assert _target_paused({"id": 1, "name": "crm", "paused_at": None}) is None
     paused = _target_paused({"paused_at": now, "paused_by": "support-anna", "pause_reason": "CRM maintenance"})
     state = _target_state(now=now, runtime={"health": "down"}, paused=paused)
     assert (state["state"], state["label"], state["error"]) == ("paused", "paused by support-anna", "CRM maintenance")
+
+
+def test_dashboard_shows_who_paused_a_target_and_why(world, login):
+    # given support paused the world's cdp for its maintenance
+    target_pause(target_name=world.target.name, actor="support-anna", reason="CDP maintenance")
+    # when
+    html = login("support").get(reverse("admin:index")).content.decode()
+    # then
+    state = re.search(rf'id="dash-state-{world.target.name}"[^>]*data-state="paused">(.*?)</td>', html, re.S).group(1)
+    assert "paused by support-anna" in state and "CDP maintenance" in state
