@@ -28,9 +28,20 @@ from django.conf import settings
 from django.db import connections
 
 from custsync_project.schedules import schedules_ensure
+from targets.models import OutboxMessage
 from targets.tests.support import make_target, sandbox, target_env, wait_until  # noqa: F401
 from tests.harness import (
-    SOURCE_SECRETS, Cluster, EventSender, Gateway, drain, redis_flush, redis_reachable, sources_create, workload,
+    SOURCE_SECRETS,
+    Cluster,
+    EventSender,
+    Gateway,
+    assert_targets_hold_golden,
+    backlog,
+    drain,
+    redis_flush,
+    redis_reachable,
+    sources_create,
+    workload,
 )
 from webhooks.models import InboxEvent
 
@@ -189,10 +200,15 @@ def _redis_config() -> list[str]:
     return arguments
 
 
-def _redis_restart(arguments: list[str]) -> float:
+REDIS_DOWN_SECONDS = 5.0  # the broker stays away this long: wake-ups sent meanwhile are lost
+
+
+def _redis_restart(arguments: list[str], *, down_for: float = 0.0) -> float:
+    """Stop Redis without saving (every queued task message is lost), keep it down, start it again."""
     started = time.monotonic()
     subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True, timeout=30)
     wait_until(lambda: not redis_reachable(), timeout=10, message="redis stopped")
+    time.sleep(down_for)  # the outage itself, not a wait for a condition
     subprocess.run(["redis-server", *arguments], check=True, capture_output=True, timeout=30)
     wait_until(redis_reachable, timeout=20, message="redis started again")
     return time.monotonic() - started
@@ -216,7 +232,8 @@ def test_redis_restarted_under_load(sandbox, target_env, tmp_path):  # noqa: F81
     def restarter():
         while progress["sent"] < 0.5 * len(sends):
             time.sleep(0.01)
-        restart["seconds"] = _redis_restart(arguments)
+        restart["seconds"] = _redis_restart(arguments, down_for=REDIS_DOWN_SECONDS)
+        restart["backlog"] = backlog()
 
     try:
         gateway.start()
@@ -243,5 +260,55 @@ def test_redis_restarted_under_load(sandbox, target_env, tmp_path):  # noqa: F81
 
     assert "seconds" in restart, "Redis was not restarted"
     outcomes = _assert_each_event_stored_and_processed_once(unique, sender)
-    print(f"  sent {len(sends)} ({seconds:.1f} s), outcomes {dict(outcomes)}; redis down {restart['seconds']:.1f} s; "
+    print(f"  sent {len(sends)} ({seconds:.1f} s), outcomes {dict(outcomes)}; redis down {restart['seconds']:.1f} s, "
+          f"backlog when it came back {restart['backlog']}; "
           f"clusters restarted by the supervisor {restarted}; drained in {drain_seconds:.1f} s")
+
+
+OUTAGE_SECONDS = 180.0  # the issue's three minutes, not scaled down
+
+
+def test_target_down_three_minutes_mid_run(sandbox, target_env, tmp_path):  # noqa: F811
+    print(f"\ninfra/target-outage: seed={SEED} (replay: INFRA_SEED={SEED}), crm down {OUTAGE_SECONDS:g} s")
+    rng = random.Random(SEED)
+    seed_sync = {"max_retries": 5, "backoff_seconds": 0.5, "dead_letter_queue": True}  # the seed's sync section
+    targets = {"cdp": make_target(sandbox, "cdp", rate_limit_per_minute=600, timeout_seconds=5, **seed_sync),
+               "crm": make_target(sandbox, "crm", rate_limit_per_minute=300, timeout_seconds=5, **seed_sync)}
+    env = _environment(tmp_path, broker="orm")
+    unique, sends = workload(rng=rng, customers=CUSTOMERS, events=EVENTS, duplicate_rate=0.0)
+    waves = [sends[: len(sends) // 3], sends[len(sends) // 3: 2 * len(sends) // 3], sends[2 * len(sends) // 3:]]
+    gateway = Gateway(log_dir=tmp_path, env={k: v for k, v in env.items() if k != "DJANGO_SETTINGS_MODULE"},
+                      workers=2, threads=4)
+    clusters = [Cluster(name=f"q{i}", log_dir=tmp_path, env=env) for i in range(2)]
+    try:
+        gateway.start()
+        for cluster in clusters:
+            cluster.start()
+        sender = EventSender(url=gateway.url, sources=SOURCE_SECRETS, connections=4)
+        # when: a first wave is delivered, then the crm goes down while two more waves arrive
+        sender.send_all(waves[0])
+        drain(env=env, timeout=120, sweep_every=10)
+        down_from = time.time()
+        sandbox.state.set_faults("crm", down_until=down_from + OUTAGE_SECONDS)
+        sender.send_all(waves[1])
+        wait_until(lambda: time.time() >= down_from + OUTAGE_SECONDS / 2, timeout=OUTAGE_SECONDS)
+        sender.send_all(waves[2])
+        wait_until(lambda: time.time() >= down_from + OUTAGE_SECONDS, timeout=OUTAGE_SECONDS)
+        dead_during = OutboxMessage.objects.filter(status__in=["dead", "discarded"]).count()
+        # then: after it is back, everything drains (the next probe comes at most one capped gap later)
+        recovered_at = time.time()
+        drain_seconds = drain(env=env, timeout=420, sweep_every=15)
+    finally:
+        for cluster in clusters:
+            cluster.stop()
+        gateway.stop()
+
+    assert sender.outcomes() == {"accepted": len(unique)}, sender.outcomes()
+    assert dead_during == 0 and not OutboxMessage.objects.filter(status__in=["dead", "discarded"]).exists()
+    held = assert_targets_hold_golden(sandbox, list(targets.values()))
+    crm_requests = [r["t"] for r in sandbox.state.requests_for("crm")]
+    per_minute = [sum(1 for at in crm_requests if down_from + 60 * m <= at < down_from + 60 * (m + 1))
+                  for m in range(int(OUTAGE_SECONDS // 60))]
+    assert all(n <= 30 for n in per_minute[1:]), per_minute
+    print(f"  {len(unique)} events, crm requests per outage minute {per_minute}, nothing dead; "
+          f"drained {drain_seconds:.0f} s after recovery ({time.time() - recovered_at:.0f} s); targets hold {held}")
