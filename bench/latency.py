@@ -4,7 +4,7 @@
 
 The full system on a fresh PostgreSQL database (custsync_bench_latency):
 gunicorn with the project's config (custsync_project.wsgi), one worker
-(`manage.py run_worker`, Q_WORKERS=2, ORM broker unless BENCH_REDIS_URL is
+(`manage.py qcluster`, Q_WORKERS=2, ORM broker unless BENCH_REDIS_URL is
 set), and the sandbox targets (`manage.py run_sandbox_targets`). Only the cdp target is
 enabled, without a rate limit (a limit below the offered rate would only
 measure the queue). A separate load-generator process sends signed upserts
@@ -128,7 +128,7 @@ def run_round(args, r: int) -> dict:
         p.join(120)
         procs.append(common.gunicorn_start("custsync_project.wsgi", env=env, port=web_port,
                                            log=common.VAR_DIR / "latency-gunicorn.log"))
-        procs.append(common.start([common.PYTHON, "manage.py", "run_worker"], env=env,
+        procs.append(common.start([common.PYTHON, "manage.py", "qcluster"], env=env,
                                   log=common.VAR_DIR / "latency-worker.log"))
         common.wait_http(web_url + "/healthz", timeout=60)
         time.sleep(3)  # let the cluster start

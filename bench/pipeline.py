@@ -6,7 +6,7 @@ Per round: a fresh database (custsync_bench_pipeline, dropped and recreated),
 the dev sync config (targets cdp, crm, n8n enabled), N upserts pre-loaded into
 the inbox (default 5,000 for 2,000 customers) and two inbox-pump wake-ups
 enqueued (the gateway sends one per accepted burst), then `manage.py qcluster` with Q_WORKERS=2
-(two worker processes) is started and timed until every event is processed.
+and Q_CLUSTER_NAME=custsync (the main cluster's two worker processes only) is started and timed until every event is processed.
 The targets' pump leases are held by the bench during the run (as when a
 pump is already running), so delivery does not compete for the two workers:
 this measures inbox -> golden record + outbox only.
@@ -106,7 +106,7 @@ def run_round(args, r: int) -> dict:
     time.sleep(1.5)  # let the preload's statistics reach pg_stat
     before = table_writes(conn)
     load = common.loadavg()
-    cluster = common.start([common.PYTHON, "manage.py", "qcluster"], env=env,
+    cluster = common.start([common.PYTHON, "manage.py", "qcluster"], env={**env, "Q_CLUSTER_NAME": "custsync"},
                            log=common.VAR_DIR / f"pipeline-qcluster-{r}.log")
     started = time.monotonic()
     remaining = args.events

@@ -3,7 +3,7 @@
 Counters and histograms are written by the process that observes the event
 (gateway, worker). With several processes, set `PROMETHEUS_MULTIPROC_DIR` (one
 directory per process type, emptied at start: see deploy/gunicorn.conf.py and
-run_worker); `/metrics` merges every directory listed in `METRICS_DIRS`.
+custsync_project/worker.py); `/metrics` merges every directory listed in `METRICS_DIRS`.
 Queue-depth gauges (inbox backlog and lag, outbox pending, DLQ size, drift) are
 read from the database at scrape time, so they are right however many
 processes run (see `custsync_project/metrics_db.py`).

@@ -2,7 +2,7 @@
 
 The roof owns the settings, so these live here; they read settings only (no
 database) and run by default. Each hint says why the combination fails.
-Errors stop `run_worker`, `migrate` and the other commands at start-up; a
+Errors stop `qcluster`, `migrate` and the other commands at start-up; a
 warning is printed and the system runs, worse. Left out on purpose, because
 they do not fail: a negative `INBOX_KICK_INTERVAL_SECONDS` (treated like 0,
 one wake-up per event), an `INBOX_BATCH_SIZE` below 1 (the pump claims at

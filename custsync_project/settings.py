@@ -34,12 +34,13 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Before django_q: the project's `qcluster` command (every cluster) replaces django-q2's (one cluster).
+    "custsync_project.apps.CustsyncProjectConfig",
     "django_q",
     "canonical",
     "webhooks",
     "targets",
     "reconciliation",
-    "custsync_project.apps.CustsyncProjectConfig",
 ]
 
 MIDDLEWARE = [
@@ -193,13 +194,17 @@ Q_CLUSTER = {
     "sync": env.bool("Q_SYNC", default=False),
     "label": "Task queue",
 }
-# Deliveries run on their own cluster and queue (started by `run_worker` beside the main one):
-# a delivery pump waiting on a slow or rate-limited target never holds up inbox processing.
+# Deliveries run on their own cluster and queue (every `qcluster` worker runs it beside the main one,
+# custsync_project/worker.py): a delivery pump waiting on a slow or rate-limited target never holds up
+# inbox processing.
 DELIVERY_CLUSTER = "custsync-delivery"
 Q_DELIVERY_WORKERS = env.int("Q_DELIVERY_WORKERS", default=2)
 Q_CLUSTER["ALT_CLUSTERS"] = {
     DELIVERY_CLUSTER: {"workers": Q_DELIVERY_WORKERS, "queue_limit": Q_DELIVERY_WORKERS * 2, "scheduler": False},
 }
+# On SIGTERM/SIGINT a worker starts no further task; one still running after this many seconds is
+# interrupted and releases what it holds. Keep it below the stopper's patience (honcho: 5 s).
+WORKER_STOP_GRACE_SECONDS = env.float("WORKER_STOP_GRACE_SECONDS", default=2.0)
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
@@ -227,11 +232,15 @@ SYNC_CONFIG_IMPORTERS = [
     "targets.sync_config.import_targets",
 ]
 
-# Periodic tasks, created by `manage.py setup_schedules` (idempotent).
+# Periodic tasks, created by `manage.py setup_schedules` (idempotent). Those marked "after_migrate"
+# (the sweepers, which recover lost work) are also ensured after every `migrate`; the nightly
+# reconciliation stays opt-in through `setup_schedules`.
 RECONCILE_CRON = env("RECONCILE_CRON", default="30 2 * * *")  # nightly, 02:30 UTC
 CUSTSYNC_SCHEDULES = [
-    {"name": "inbox-sweep", "func": "webhooks.processing.inbox_sweep", "schedule_type": "I", "minutes": 1},
-    {"name": "outbox-sweep", "func": "targets.tasks.outbox_sweep", "schedule_type": "I", "minutes": 1},
+    {"name": "inbox-sweep", "func": "webhooks.processing.inbox_sweep", "schedule_type": "I", "minutes": 1,
+     "after_migrate": True},
+    {"name": "outbox-sweep", "func": "targets.tasks.outbox_sweep", "schedule_type": "I", "minutes": 1,
+     "after_migrate": True},
     {"name": "reconcile-nightly", "func": "reconciliation.tasks.reconcile_nightly", "schedule_type": "C",
      "cron": RECONCILE_CRON},
 ]

@@ -1,7 +1,7 @@
 """System checks for targets that cannot deliver as configured (`manage.py check`).
 
 They read `Target` rows and run by default, not only under `--database`: the
-start of `run_worker` (which does the deliveries) is where an operator should
+start of the worker (`qcluster`, which does the deliveries) is where an operator should
 see that a target lacks its secret. The table access is guarded: before
 `migrate` (no table) or with the database unreachable they report nothing.
 Only enabled targets are checked (a disabled one is never pumped). Messages
@@ -72,7 +72,7 @@ def check_target_secrets(app_configs=None, **kwargs) -> list[checks.CheckMessage
             problems.append(checks.Warning(
                 f"target {target.name!r} references environment variable(s) that are not set: {', '.join(unset)}",
                 hint="Its deliveries fail until the variable is set in the environment of the worker processes "
-                     "(run_worker); then replay its dead letters.",
+                     "(qcluster); then replay its dead letters.",
                 obj=target, id="targets.W001",
             ))
     return problems

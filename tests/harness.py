@@ -6,7 +6,7 @@ calling test (`current_database_url()`), so call it inside a
 
 - `Gateway`: gunicorn with the production config (`deploy/gunicorn.conf.py`),
   N gthread workers on a free 127.0.0.1 port; waits for `/healthz`.
-- `Cluster`: one `manage.py run_worker` (a django-q2 cluster) in its own
+- `Cluster`: one `manage.py qcluster` (a worker: every django-q2 cluster) in its own
   process group, so `kill()` (SIGKILL to the group) takes the master and its
   worker processes down at once, as a lost machine or container would.
 - `EventSender`: signs (hmac-sha256 or Standard Webhooks) and posts events over
@@ -118,7 +118,7 @@ class Gateway:
 
 
 class Cluster:
-    """One django-q2 cluster (`manage.py run_worker`), killable with SIGKILL and restartable."""
+    """One worker (`manage.py qcluster`: every django-q2 cluster), killable with SIGKILL and restartable."""
 
     def __init__(self, *, name: str, log_dir: Path, env: dict[str, str]):
         self.name, self.log_dir, self.env = name, log_dir, env
@@ -131,7 +131,7 @@ class Cluster:
             raise RuntimeError(f"cluster {self.name} is already running")
         log = open(self.log_dir / f"cluster-{self.name}-{self.starts}.log", "w")
         self.process = subprocess.Popen(
-            [PYTHON, "manage.py", "run_worker"], cwd=BASE_DIR, env=subprocess_env(**self.env),
+            [PYTHON, "manage.py", "qcluster"], cwd=BASE_DIR, env=subprocess_env(**self.env),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.starts += 1

@@ -1,7 +1,7 @@
 """System checks for sources that cannot work as configured (`manage.py check`).
 
 The checks read `Source` rows, so they run by default (not only under
-`--database`): the start of `run_worker`, `migrate` and `check` is where an
+`--database`): the start of `qcluster`, `migrate` and `check` is where an
 operator looks, and a source that cannot verify or map its events should be
 named there, not found in the inbox later. The table access is guarded: before
 `migrate` (no table) or with the database unreachable they report nothing

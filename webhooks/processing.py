@@ -39,6 +39,7 @@ from canonical.services import (
 from core import metrics
 from core.bulk import rows_update
 from core.logging import correlation
+from core.shutdown import shutdown_requested
 from targets.services import outbox_enqueue
 
 from .kick import Debounced
@@ -305,7 +306,8 @@ def inbox_pump(budget_seconds: float | None = None) -> dict:
     """django-q2 task: apply claimable events in batches until none is left or the budget is spent.
 
     Any number of pumps may run at once (each claims with SKIP LOCKED). One
-    that runs out of budget with work left wakes a successor.
+    that runs out of budget with work left wakes a successor; so does one whose
+    worker is stopping (SIGTERM/SIGINT), after the batch in hand.
     """
     owner = f"pump-{uuid.uuid4().hex[:12]}"
     deadline = time.monotonic() + (PUMP_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
@@ -323,7 +325,7 @@ def inbox_pump(budget_seconds: float | None = None) -> dict:
         carried = result.deferred
         if len(carried) == len(events):
             time.sleep(0.05)  # all held by another batch: let it commit
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or shutdown_requested():
             _pump_release(carried, owner)
             inbox_pump_kick(immediately=True)
             totals["handed_over"] = 1

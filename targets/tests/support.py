@@ -142,13 +142,13 @@ def stop_process(process: subprocess.Popen, *, timeout: float = 10) -> None:
 
 @pytest.fixture
 def qcluster(tmp_path):
-    """Start `manage.py run_worker` (main + delivery cluster) against the test database; use in a transaction=True test."""
+    """Start `manage.py qcluster` (the worker: every cluster) against the test database; use in a transaction=True test."""
     processes = []
 
     def start(**env):
         log = open(tmp_path / f"qcluster-{len(processes)}.log", "w")
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_worker"], cwd=BASE_DIR,
+            [sys.executable, "manage.py", "qcluster"], cwd=BASE_DIR,
             env=subprocess_env(Q_WORKERS="2", **env), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -163,8 +163,8 @@ def qcluster(tmp_path):
 def stop_process_group(process: subprocess.Popen, *, timeout: float = 15) -> None:
     """Stop a process started with start_new_session: SIGTERM to it, then SIGKILL to its whole group.
 
-    SIGTERM goes to the process itself, as Kubernetes and honcho send it: django-q2's sentinel dies
-    on a group-wide SIGTERM and the cluster then hangs in stop(). Leftovers are killed with the group.
+    SIGTERM goes to the process itself, as Kubernetes sends it (a worker also stops on a group-wide
+    signal: tests/e2e/test_worker_contract.py). Leftovers are killed with the group.
     """
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
