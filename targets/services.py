@@ -31,6 +31,7 @@ from canonical.selectors import customer_snapshot
 from core import metrics
 from core.logging import correlation
 from core.secrets import SecretReferenceError
+from core.shutdown import shutdown_requested
 
 from .adapters import TargetAdapter, adapter_for
 from .auth import TargetAuthError
@@ -610,7 +611,7 @@ def _deliver_loop(*, target: Target, adapter: TargetAdapter, owner: str, deadlin
     due_known = False
     pause_checked = time.monotonic()
     for _ in range(1_000_000):
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or shutdown_requested():  # stopping: hand over between messages
             break
         if time.monotonic() - pause_checked >= PAUSE_CHECK_SECONDS:
             # A pause takes effect within this interval, at no cost per message.
