@@ -269,7 +269,8 @@ OUTAGE_SECONDS = 180.0  # the issue's three minutes, not scaled down
 
 
 def test_target_down_three_minutes_mid_run(sandbox, target_env, tmp_path):  # noqa: F811
-    print(f"\ninfra/target-outage: seed={SEED} (replay: INFRA_SEED={SEED}), crm down {OUTAGE_SECONDS:g} s")
+    print(f"\ninfra/target-outage: seed={SEED} (replay: INFRA_SEED={SEED}), crm refusing connections and cdp "
+          f"answering 503 for {OUTAGE_SECONDS:g} s")
     rng = random.Random(SEED)
     seed_sync = {"max_retries": 5, "backoff_seconds": 0.5, "dead_letter_queue": True}  # the seed's sync section
     targets = {"cdp": make_target(sandbox, "cdp", rate_limit_per_minute=600, timeout_seconds=5, **seed_sync),
@@ -285,17 +286,19 @@ def test_target_down_three_minutes_mid_run(sandbox, target_env, tmp_path):  # no
         for cluster in clusters:
             cluster.start()
         sender = EventSender(url=gateway.url, sources=SOURCE_SECRETS, connections=4)
-        # when: a first wave is delivered, then the crm goes down while two more waves arrive
+        # when: a first wave is delivered, then both targets fail while two more waves arrive
         sender.send_all(waves[0])
         drain(env=env, timeout=120, sweep_every=10)
         down_from = time.time()
         sandbox.state.set_faults("crm", down_until=down_from + OUTAGE_SECONDS)
+        sandbox.state.set_faults("cdp", force_status=503)
         sender.send_all(waves[1])
         wait_until(lambda: time.time() >= down_from + OUTAGE_SECONDS / 2, timeout=OUTAGE_SECONDS)
         sender.send_all(waves[2])
         wait_until(lambda: time.time() >= down_from + OUTAGE_SECONDS, timeout=OUTAGE_SECONDS)
+        sandbox.state.clear_faults()
         dead_during = OutboxMessage.objects.filter(status__in=["dead", "discarded"]).count()
-        # then: after it is back, everything drains (the next probe comes at most one capped gap later)
+        # then: after they are back, everything drains (the next probe comes at most one capped gap later)
         recovered_at = time.time()
         drain_seconds = drain(env=env, timeout=420, sweep_every=15)
     finally:
@@ -306,9 +309,11 @@ def test_target_down_three_minutes_mid_run(sandbox, target_env, tmp_path):  # no
     assert sender.outcomes() == {"accepted": len(unique)}, sender.outcomes()
     assert dead_during == 0 and not OutboxMessage.objects.filter(status__in=["dead", "discarded"]).exists()
     held = assert_targets_hold_golden(sandbox, list(targets.values()))
-    crm_requests = [r["t"] for r in sandbox.state.requests_for("crm")]
-    per_minute = [sum(1 for at in crm_requests if down_from + 60 * m <= at < down_from + 60 * (m + 1))
-                  for m in range(int(OUTAGE_SECONDS // 60))]
-    assert all(n <= 30 for n in per_minute[1:]), per_minute
-    print(f"  {len(unique)} events, crm requests per outage minute {per_minute}, nothing dead; "
+    per_minute = {}
+    for system in ("cdp", "crm"):
+        times = [r["t"] for r in sandbox.state.requests_for(system)]
+        per_minute[system] = [sum(1 for at in times if down_from + 60 * m <= at < down_from + 60 * (m + 1))
+                              for m in range(int(OUTAGE_SECONDS // 60))]
+    assert all(n <= 30 for counts in per_minute.values() for n in counts[1:]), per_minute
+    print(f"  {len(unique)} events, requests per outage minute {per_minute}, nothing dead; "
           f"drained {drain_seconds:.0f} s after recovery ({time.time() - recovered_at:.0f} s); targets hold {held}")

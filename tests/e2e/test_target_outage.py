@@ -92,3 +92,39 @@ def test_outage_of_both_targets_ends_with_everything_delivered_and_nothing_dead(
               f"({per_minute:.0f} per minute), {second_half} in its second half")
     print(f"  events sent in {sent_in:.1f} s; drained {recovered_in:.1f} s after the targets came back; "
           f"dead letters 0; customers at both targets {len(customers)}")
+
+
+HOLD_SECONDS = 20  # the figure, not scaled down
+
+
+def test_retry_after_holds_the_whole_target_for_its_twenty_seconds(  # noqa: F811
+        live_server, sandbox, qcluster, monkeypatch):
+    # given: a crm that answers its first request 429 with Retry-After: 20, and two workers (qcluster x 2)
+    for name, value in sources_create().items():
+        monkeypatch.setenv(name, value)
+    crm = make_target(sandbox, "crm", rate_limit_per_minute=0, timeout_seconds=5, **SEED_SYNC)
+    sandbox.state.set_faults("crm", plan=[{"status": 429, "retry_after": str(HOLD_SECONDS)}])
+    schedules_ensure(specs=settings.CUSTSYNC_SCHEDULES)
+    env = subprocess_env()
+    qcluster()
+    qcluster()
+    # when: changes of 50 customers arrive
+    _, sends = workload(rng=random.Random(SEED), customers=50, events=50, duplicate_rate=0.0)
+    sender = EventSender(url=live_server.url, sources=SOURCE_SECRETS, connections=4)
+    sender.send_all(sends)
+    assert sender.outcomes() == {"accepted": 50}, sender.outcomes()
+    drain(env=env, timeout=180, sweep_every=20)
+
+    # then: after the 429 no request reached the crm for 20 s, beyond those already in flight
+    requests = sorted(sandbox.state.requests_for("crm"), key=lambda r: r["t"])
+    refused_at = next(r["t"] for r in requests if r["status"] == 429)
+    inside = [r for r in requests if refused_at < r["t"] < refused_at + HOLD_SECONDS]
+    assert len(inside) <= 1, [(round(r["t"] - refused_at, 2), r["status"]) for r in inside]
+    # ... and everything sent meanwhile was delivered afterwards, nothing dead
+    assert not OutboxMessage.objects.filter(target=crm).exclude(status="delivered").exclude(
+        status="superseded").exists()
+    customers = list(Customer.objects.values_list("pk", flat=True))
+    assert customers and all(sandbox.state.record("crm", pk) is not None for pk in customers)
+    after = [r["t"] - refused_at for r in requests if r["t"] >= refused_at + HOLD_SECONDS]
+    print(f"\n  429 Retry-After {HOLD_SECONDS}: {len(inside)} request(s) inside the hold (in flight), "
+          f"{len(after)} after it, the first {min(after):.1f} s after the 429; {len(customers)} customers delivered")
